@@ -1,0 +1,1 @@
+"""lm-eval models. Import ``registration`` to register them; the backends load lazily."""

@@ -1,0 +1,110 @@
+"""lm-eval model ``autojudge_hf``: AutoJudge decoding on transformers models (CPU or GPU).
+
+model_args (flat ``key=value``): pretrained (target), draft, judge (judge file), threshold,
+window, dtype, device, preset (named pair, e.g. ``smollm2-135m``), sample_stats_path.
+``generate_until`` runs AutoJudge decoding one request at a time (the paper's batch size 1);
+loglikelihood requests go to the target through lm-eval's HFLM unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+from lm_eval.models.huggingface import HFLM
+from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs, postprocess_generated_text
+from tqdm import tqdm
+
+from ..decoding import SpeculativeDecoder, check_window
+from ..judge import load_judge
+from ..models import load_pair, resolve_preset
+from ..stats import DecodingStats
+from .registration import cli_output_path
+
+
+def _resolve_device(device: str | None) -> str:
+    """The requested device; CUDA requests fall back to CPU (with a warning) when no GPU exists,
+    as HFLM does: the lm-eval CLI passes device=cuda:0 unless told otherwise."""
+    if device is None or (str(device).startswith("cuda") and not torch.cuda.is_available()):
+        if device is not None:
+            logging.getLogger(__name__).warning("device %s is not available; using cpu", device)
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device)
+
+
+class AutoJudgeHFLM(HFLM):
+    """HFLM whose generation is AutoJudge speculative decoding with a draft model and a judge."""
+
+    def __init__(self, pretrained: str | None = None, draft: str | None = None, judge: str | None = None,
+                 threshold: float | None = None, window: int | None = None, dtype: str = "auto",
+                 device: str | None = None, preset: str | None = None, sample_stats_path: str | None = None,
+                 batch_size: int | str | None = 1, max_length: int | None = None, **kwargs):
+        if preset is not None:
+            chosen = resolve_preset(preset)
+            pretrained = pretrained or chosen.target
+            draft = draft or chosen.draft
+            judge = judge or chosen.judge
+            window = chosen.window if window is None else window
+        if pretrained is None or draft is None:
+            raise ValueError("autojudge_hf needs pretrained=<target> and draft=<draft> (or preset=<name>)")
+        device = _resolve_device(device)
+        if dtype == "auto":
+            dtype = "bfloat16" if str(device).startswith("cuda") else "float32"
+        window = 8 if window is None else window
+        check_window(window)
+        self.pair = load_pair(pretrained, draft, dtype=dtype, device=device)
+        self.decoder = SpeculativeDecoder(self.pair, window=window, judge=load_judge(judge) if judge else None,
+                                          threshold=None if threshold is None else float(threshold))
+        super().__init__(pretrained=self.pair.target, tokenizer=self.pair.tokenizer,
+                         batch_size=batch_size, max_length=max_length, **kwargs)
+        self.autojudge_args = {"target": self.pair.target_name, "draft": self.pair.draft_name,
+                               "judge": judge, "threshold": self.decoder.threshold, "window": window,
+                               "dtype": dtype, "device": str(device), "preset": preset}
+        self.sample_stats: list[dict] = []
+        self.total_stats = DecodingStats()
+        self.sample_stats_path = Path(sample_stats_path) if sample_stats_path else self._default_stats_path()
+
+    @staticmethod
+    def _default_stats_path() -> Path | None:
+        out = cli_output_path()
+        if out is None:
+            return None
+        return Path(out) / f"autojudge_samples_{time.strftime('%Y-%m-%dT%H-%M-%S')}.jsonl"
+
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+        """Decode each request greedily with AutoJudge; stop strings and max_gen_toks as lm-eval passes them."""
+        eos = self.tok_decode(self.eot_token_id, skip_special_tokens=False)
+        results = []
+        for request in tqdm(requests, disable=disable_tqdm or self.rank != 0, desc="AutoJudge generate_until"):
+            context, gen_kwargs = request.args
+            kwargs = normalize_gen_kwargs(gen_kwargs, self.max_gen_toks)
+            if kwargs.get("do_sample") or kwargs.get("temperature", 0.0) > 0:
+                raise ValueError("autojudge_hf decodes greedily; the task asks for sampling "
+                                 f"(do_sample={kwargs.get('do_sample')}, temperature={kwargs.get('temperature')})")
+            until = handle_stop_sequences(kwargs.get("until"), eos=eos)
+            prompt = self.tok_encode(context)
+            max_ctx = self.max_length - kwargs["max_gen_toks"]
+            generation = self.decoder.generate(prompt[-max_ctx:], kwargs["max_gen_toks"], tuple(until))
+            text = postprocess_generated_text(generation=generation.text, stop=until, think_end_token=None)
+            results.append(text)
+            self._record(request, generation)
+            self.cache_hook.add_partial("generate_until", (context, gen_kwargs), text)
+        return results
+
+    def _record(self, request, generation) -> None:
+        self.total_stats += generation.stats
+        row = {"task": request.task_name, "doc_id": request.doc_id, "finish_reason": generation.finish_reason,
+               **generation.stats.summary()}
+        self.sample_stats.append(row)
+        if self.sample_stats_path is not None:
+            self.sample_stats_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.sample_stats_path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def get_model_info(self) -> dict:
+        """Run configuration and aggregated speed statistics (merged into the results JSON's config)."""
+        return {"autojudge": {**self.autojudge_args, "stats": self.total_stats.summary(),
+                              "sample_stats_file": str(self.sample_stats_path) if self.sample_stats_path else None}}

@@ -1,0 +1,210 @@
+"""Train the judge on mined mismatches: StandardScaler + LogisticRegression, C by validation ROC-AUC.
+
+Input: a mined features file (``features.safetensors`` written by ``mining.store.merge``; arrays
+features_target, features_draft, labels, question_ids, ... and the run manifest in its metadata).
+Split by QUESTION 90/10 (seeded), never by token. Both feature sets (DT, DD-DT) are fitted over
+the C grid; the chosen kind's judge file is written with the threshold that keeps ``recall`` of
+the important class on validation, plus the validation threshold table. Also writes a JSON
+report and a PNG (ROC curves; recall and accepted fraction vs threshold).
+
+    python -m classifiers.train --features MINED/features.safetensors --out classifiers/NAME.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from autojudge_harness.judge import save_judge
+
+C_GRID = [10 ** (-k / 2) for k in range(1, 15)] + [1.0, 3.0, 10.0, 50.0, 100.0]
+FEATURE_KINDS = ("DT", "DD-DT")
+ARRAYS = ("features_target", "features_draft", "labels", "question_ids")
+TABLE_QUANTILES = np.linspace(0.0, 1.0, 26)
+
+
+def load_features(path: str | Path) -> tuple[dict, dict]:
+    """(arrays, manifest) of a mined features file; ValueError naming any problem."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"mined features file not found: {path} (run scripts/mine.py --merge first)")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+            arrays = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as err:  # safetensors raises its own error types
+        raise ValueError(f"{path}: not a readable safetensors file ({err})") from None
+    if "manifest" not in meta:
+        raise ValueError(f"{path}: no 'manifest' metadata (not a mined features file)")
+    manifest = json.loads(meta["manifest"])
+    missing = [k for k in ARRAYS if k not in arrays]
+    if missing:
+        raise ValueError(f"{path}: arrays missing: {', '.join(missing)}")
+    n = len(arrays["labels"])
+    if n == 0:
+        raise ValueError(f"{path}: holds no mined mismatches")
+    shapes = {"features_target": (n, manifest["target_hidden_size"]),
+              "features_draft": (n, manifest["draft_hidden_size"]), "question_ids": (n,)}
+    for key, shape in shapes.items():
+        if arrays[key].shape != shape:
+            raise ValueError(f"{path}: {key} has shape {arrays[key].shape}, expected {shape}")
+    return arrays, manifest
+
+
+def check_pair(manifest: dict, target_model: str | None, draft_model: str | None, where) -> None:
+    """ValueError if the records were mined with another model pair than the one asked for."""
+    for role, wanted in (("target", target_model), ("draft", draft_model)):
+        if wanted is not None and manifest[f"{role}_model"] != wanted:
+            raise ValueError(f"{where}: records were mined with {role} {manifest[f'{role}_model']!r}, "
+                             f"not {wanted!r}")
+
+
+def split_by_question(question_ids: np.ndarray, val_fraction: float = 0.1, seed: int = 0):
+    """Boolean masks (train, val) over rows; whole questions go to one side."""
+    unique = np.unique(question_ids)
+    if len(unique) < 2:
+        raise ValueError(f"need mismatches from at least 2 questions to split by question, got {len(unique)}")
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permutation(unique)
+    n_val = max(1, int(round(val_fraction * len(unique))))
+    val = np.isin(question_ids, shuffled[:n_val])
+    return ~val, val
+
+
+def fit_grid(x_train, y_train, x_val, y_val, grid=C_GRID, seed: int = 0) -> dict:
+    """Scaler + LR for each C; the best by validation ROC-AUC, with every C's AUC."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x_train)
+    xt, xv = scaler.transform(x_train), scaler.transform(x_val)
+    best, aucs = None, {}
+    for c in grid:
+        model = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(xt, y_train)
+        auc = float(roc_auc_score(y_val, model.predict_proba(xv)[:, 1]))
+        aucs[f"{c:.6g}"] = auc
+        if best is None or auc > best["val_auc"]:
+            best = {"C": c, "val_auc": auc, "model": model}
+    best.update(scaler=scaler, aucs=aucs, val_probs=best["model"].predict_proba(xv)[:, 1],
+                train_auc=float(roc_auc_score(y_train, best["model"].predict_proba(xt)[:, 1])))
+    return best
+
+
+def threshold_row(probs: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
+    """Validation recall of the important class (p >= t) and fraction of mismatches accepted (p < t)."""
+    important = labels == 1
+    return {"threshold": float(threshold), "recall": float((probs[important] >= threshold).mean()),
+            "accepted_fraction": float((probs < threshold).mean())}
+
+
+def threshold_for_recall(probs: np.ndarray, labels: np.ndarray, recall: float) -> float:
+    """The largest threshold whose validation recall of the important class is >= ``recall``."""
+    candidates = np.unique(np.concatenate([[0.0], probs]))
+    ok = [t for t in candidates if threshold_row(probs, labels, t)["recall"] >= recall]
+    return float(max(ok))
+
+
+def train(features: str | Path, out: str | Path, feature_kind: str = "DD-DT", recall: float = 0.9,
+          seed: int = 0, target_model: str | None = None, draft_model: str | None = None,
+          grid=C_GRID) -> dict:
+    """Fit both feature kinds, write ``out`` (judge), ``out``.report.json and ``out``.report.png."""
+    if feature_kind not in FEATURE_KINDS:
+        raise ValueError(f"feature kind {feature_kind!r} is not one of {FEATURE_KINDS}")
+    arrays, manifest = load_features(features)
+    check_pair(manifest, target_model, draft_model, features)
+    labels = arrays["labels"].astype(int)
+    counts = {"mismatches": int(len(labels)), "important": int(labels.sum()),
+              "questions": int(len(np.unique(arrays["question_ids"])))}
+    if counts["important"] in (0, counts["mismatches"]):
+        raise ValueError(f"{features}: labels are all {'un' if counts['important'] == 0 else ''}important "
+                         f"({counts['mismatches']} mismatches); training needs both classes")
+    train_mask, val_mask = split_by_question(arrays["question_ids"], seed=seed)
+    for name, mask in (("train", train_mask), ("validation", val_mask)):
+        if len(set(labels[mask])) < 2:
+            raise ValueError(f"{features}: the {name} split has only one class; mine more questions")
+    results = {}
+    for kind in FEATURE_KINDS:
+        x = arrays["features_target"] if kind == "DT" else np.concatenate(
+            [arrays["features_draft"], arrays["features_target"]], axis=1)
+        results[kind] = fit_grid(x[train_mask], labels[train_mask], x[val_mask], labels[val_mask], grid, seed)
+    chosen = results[feature_kind]
+    val_labels = labels[val_mask]
+    threshold = threshold_for_recall(chosen["val_probs"], val_labels, recall)
+    quantiles = np.quantile(chosen["val_probs"], TABLE_QUANTILES)
+    table = [threshold_row(chosen["val_probs"], val_labels, t) for t in quantiles]
+    report = {
+        "features": str(features), "feature_kind": feature_kind, "target_recall": recall, "seed": seed,
+        "counts": {**counts, "train_mismatches": int(train_mask.sum()), "val_mismatches": int(val_mask.sum()),
+                   "val_questions": int(len(np.unique(arrays["question_ids"][val_mask])))},
+        "threshold": threshold, "at_threshold": threshold_row(chosen["val_probs"], val_labels, threshold),
+        "kinds": {k: {"C": r["C"], "val_auc": r["val_auc"], "train_auc": r["train_auc"], "auc_by_C": r["aucs"]}
+                  for k, r in results.items()},
+        "threshold_table": table,
+        "pair": {k: manifest[k] for k in ("target_model", "draft_model", "dataset", "max_new_tokens")},
+    }
+    scaler, model = chosen["scaler"], chosen["model"]
+    save_judge(out, feature_kind=feature_kind, target_hidden_size=manifest["target_hidden_size"],
+               draft_hidden_size=manifest["draft_hidden_size"], target_model=manifest["target_model"],
+               draft_model=manifest["draft_model"], mean=scaler.mean_, scale=scaler.scale_,
+               weight=model.coef_[0], bias=float(model.intercept_[0]), threshold=threshold,
+               threshold_table=table,
+               training={k: report[k] for k in ("features", "target_recall", "seed", "counts")}
+               | {"C": chosen["C"], "val_auc": chosen["val_auc"], "dataset": manifest["dataset"]})
+    out = Path(out)
+    out.with_suffix(".report.json").write_text(json.dumps(report, indent=2))
+    plot_report(results, labels[val_mask], table, threshold, out.with_suffix(".report.png"))
+    return report
+
+
+def plot_report(results: dict, val_labels: np.ndarray, table: list, threshold: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    fig, (roc, sweep) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for kind, r in results.items():
+        fpr, tpr, _ = roc_curve(val_labels, r["val_probs"])
+        roc.plot(fpr, tpr, label=f"{kind} (AUC {r['val_auc']:.3f}, C={r['C']:.3g})")
+    roc.plot([0, 1], [0, 1], "k:", lw=1)
+    roc.set(xlabel="false positive rate", ylabel="true positive rate (important)", title="Validation ROC")
+    roc.legend()
+    ts = [row["threshold"] for row in table]
+    sweep.plot(ts, [row["recall"] for row in table], "o-", label="recall of important")
+    sweep.plot(ts, [row["accepted_fraction"] for row in table], "s-", label="mismatches accepted")
+    sweep.axvline(threshold, color="k", ls="--", lw=1, label=f"chosen t={threshold:.3g}")
+    sweep.set(xlabel="threshold on P(important)", ylabel="fraction", title="Validation threshold table")
+    sweep.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--features", required=True, help="mined features.safetensors (mining.store.merge)")
+    p.add_argument("--out", required=True, help="judge file to write (.safetensors)")
+    p.add_argument("--feature-kind", default="DD-DT", choices=FEATURE_KINDS)
+    p.add_argument("--recall", type=float, default=0.9, help="validation recall of important mismatches to keep")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--target-model", help="refuse records mined with another target")
+    p.add_argument("--draft-model", help="refuse records mined with another draft")
+    args = p.parse_args(argv)
+    report = train(args.features, args.out, args.feature_kind, args.recall, args.seed, args.target_model,
+                   args.draft_model)
+    for kind, r in report["kinds"].items():
+        print(f"{kind}: best C={r['C']:.3g} val ROC-AUC={r['val_auc']:.4f} (train {r['train_auc']:.4f})")
+    print(f"counts: {report['counts']}")
+    print(f"threshold {report['threshold']:.4f}: {report['at_threshold']}")
+    print(f"wrote {args.out} and its .report.json / .report.png")
+
+
+if __name__ == "__main__":
+    main()

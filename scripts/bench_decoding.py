@@ -1,0 +1,145 @@
+"""Time decoding modes on N prompts of an lm-eval task, in one process with one loaded pair.
+
+Modes: target-only greedy (transformers ``generate``), transformers assisted generation with the
+same draft (lossless anchor), our lossless speculative decoding, and AutoJudge with a judge file
+(skipped when none is given). Prints a markdown table and writes JSON.
+
+    python scripts/bench_decoding.py --preset smollm2-135m --task autojudge_gsm8k_bundled -n 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from autojudge_harness.answers import answers_equal, extract_final_answer
+from autojudge_harness.decoding import SpeculativeDecoder
+from autojudge_harness.judge import load_judge
+from autojudge_harness.models import load_pair, resolve_preset
+from autojudge_harness.task_prompts import encode_prompt, task_docs_and_texts
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def hf_generate(pair, prompt: list[int], max_new_tokens: int, assistant=None, window: int = 8):
+    """transformers greedy generate (optionally assisted); returns (new ids without EOS, seconds)."""
+    kwargs = {}
+    if assistant is not None:
+        assistant.generation_config.num_assistant_tokens = window
+        assistant.generation_config.num_assistant_tokens_schedule = "constant"
+        assistant.generation_config.assistant_confidence_threshold = 0.0
+        kwargs["assistant_model"] = assistant
+    ids = torch.tensor([prompt], device=pair.device)
+    start = time.perf_counter()
+    out = pair.target.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                               do_sample=False, pad_token_id=pair.tokenizer.eos_token_id, **kwargs)
+    seconds = time.perf_counter() - start
+    new = out[0, len(prompt):].tolist()
+    eos = pair.tokenizer.eos_token_id
+    return (new[: new.index(eos)] if eos in new else new), seconds
+
+
+def run(args) -> dict:
+    torch.set_num_threads(args.threads)
+    target, draft = args.target, args.draft
+    if args.preset:
+        preset = resolve_preset(args.preset)
+        target, draft = target or preset.target, draft or preset.draft
+        args.window = args.window or preset.window
+        args.judge = args.judge or preset.judge
+    pair = load_pair(target, draft, dtype=args.dtype, device=args.device)
+    _, texts = task_docs_and_texts(args.task, args.include_path, args.n)
+    prompts = [encode_prompt(pair.tokenizer, t, chat=not args.no_chat) for t in texts]
+    decode = pair.tokenizer.decode
+    modes = {
+        "target greedy (HF generate)": lambda p: hf_generate(pair, p, args.max_new_tokens),
+        "HF assisted generation": lambda p: hf_generate(pair, p, args.max_new_tokens, pair.draft, args.window),
+    }
+    lossless = SpeculativeDecoder(pair, window=args.window)
+    modes["ours, lossless"] = lossless
+    if args.judge:
+        judge = load_judge(args.judge)
+        modes[f"ours, AutoJudge t={args.threshold if args.threshold is not None else judge.threshold:g}"] = \
+            SpeculativeDecoder(pair, window=args.window, judge=judge, threshold=args.threshold)
+
+    hf_generate(pair, prompts[0][:16], 4)  # warm-up: first calls pay one-off allocation costs
+    reference: list[list[int]] = []
+    rows = []
+    for name, mode in modes.items():
+        outputs, seconds, stats = [], 0.0, None
+        for prompt in tqdm(prompts, desc=name):
+            if isinstance(mode, SpeculativeDecoder):
+                generation = mode.generate(prompt, args.max_new_tokens)
+                new, took = generation.token_ids, generation.stats.wall_time_s
+                stats = generation.stats if stats is None else stats + generation.stats
+            else:
+                new, took = mode(prompt)
+            outputs.append(new)
+            seconds += took
+        if not reference:
+            reference = outputs
+        tokens = sum(len(o) for o in outputs)
+        answers = [extract_final_answer(decode(o)) for o in outputs]
+        ref_answers = [extract_final_answer(decode(o)) for o in reference]
+        summary = stats.summary() if stats else {}
+        rows.append({
+            "mode": name, "wall_time_s": seconds, "generated_tokens": tokens,
+            "tokens_per_second": tokens / seconds,
+            "accepted_per_cycle": summary.get("accepted_per_cycle"),
+            "target_calls": summary.get("target_calls"),
+            "identical_to_target": outputs == reference,
+            "answer_agreement": sum(answers_equal(a, b) or (a is None and b is None)
+                                    for a, b in zip(answers, ref_answers)) / len(outputs),
+        })
+    return {"task": args.task, "n": len(prompts), "max_new_tokens": args.max_new_tokens, "window": args.window,
+            "target": pair.target_name, "draft": pair.draft_name, "judge": args.judge,
+            "threads": args.threads, "device": args.device, "dtype": args.dtype, "rows": rows}
+
+
+def print_table(result: dict) -> None:
+    print(f"\n{result['task']}, n={result['n']}, max_new_tokens={result['max_new_tokens']}, W={result['window']}, "
+          f"target={result['target']}, draft={result['draft']}, {result['device']}/{result['dtype']}, "
+          f"{result['threads']} threads")
+    print("| mode | wall s | tokens | tok/s | speed vs target | accepted/cycle | target calls | identical to target | answer agreement |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---:|")
+    base = result["rows"][0]["tokens_per_second"]
+    for r in result["rows"]:
+        apc = "-" if r["accepted_per_cycle"] is None else f"{r['accepted_per_cycle']:.2f}"
+        calls = "-" if r["target_calls"] is None else r["target_calls"]
+        print(f"| {r['mode']} | {r['wall_time_s']:.1f} | {r['generated_tokens']} | {r['tokens_per_second']:.1f} | "
+              f"{r['tokens_per_second'] / base:.2f}x | {apc} | {calls} | "
+              f"{'yes' if r['identical_to_target'] else 'no'} | {r['answer_agreement']:.2f} |")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="smollm2-135m", help="named pair; '' to use --target/--draft only")
+    p.add_argument("--target")
+    p.add_argument("--draft")
+    p.add_argument("--judge", help="judge file for the AutoJudge row (default: the preset's, if any)")
+    p.add_argument("--threshold", type=float, help="default: the judge file's threshold")
+    p.add_argument("--window", type=int)
+    p.add_argument("--task", default="autojudge_gsm8k_bundled")
+    p.add_argument("--include-path", type=Path, default=REPO / "tasks")
+    p.add_argument("-n", type=int, default=5, help="number of prompts")
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out-json", type=Path, default=Path("bench_decoding.json"))
+    args = p.parse_args(argv)
+    result = run(args)
+    print_table(result)
+    args.out_json.parent.mkdir(parents=True, exist_ok=True)
+    args.out_json.write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {args.out_json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+import random
+
+import pytest
+import torch
+
+from autojudge_harness.acceptance import accept
+
+
+def naive_accept(draft, target, probs, threshold):
+    """Literal reading of the rule, one position at a time."""
+    out, judged = [], []
+    for i, d in enumerate(draft):
+        exact = d == target[i]
+        if exact or (probs is not None and probs[i] < threshold):
+            out.append(d)
+            judged.append(not exact)
+        else:
+            return len(out), out + [target[i]], judged
+    return len(out), out + [target[len(draft)]], judged
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_matches_naive_reference_on_random_cases(seed):
+    rng = random.Random(seed)
+    for _ in range(1500):
+        width = rng.randint(1, 12)
+        vocab = rng.choice([2, 3, 5, 50])  # small vocabularies force long exact runs
+        draft = [rng.randrange(vocab) for _ in range(width)]
+        target = [rng.randrange(vocab) for _ in range(width + 1)]
+        probs = [rng.random() for _ in range(width)] if rng.random() < 0.7 else None
+        threshold = rng.choice([0.0, 0.1, 0.5, 0.9, 1.0, 1.5])
+        n, tokens, judged = naive_accept(draft, target, probs, threshold)
+        got = accept(torch.tensor(draft), torch.tensor(target),
+                     None if probs is None else torch.tensor(probs), threshold)
+        assert int(got.num_accepted) == n
+        assert got.tokens[: n + 1].tolist() == tokens
+        assert (got.tokens[n + 1:] == -1).all()
+        assert got.judge_accepted[:n].tolist() == judged
+        assert not got.judge_accepted[n:].any()
+
+
+def test_batched_rows_equal_single_rows():
+    torch.manual_seed(0)
+    draft = torch.randint(0, 3, (64, 7))
+    target = torch.randint(0, 3, (64, 8))
+    probs = torch.rand(64, 7)
+    batched = accept(draft, target, probs, 0.4)
+    for b in range(64):
+        single = accept(draft[b], target[b], probs[b], 0.4)
+        assert torch.equal(batched.tokens[b], single.tokens)
+        assert torch.equal(batched.num_accepted[b], single.num_accepted)
+        assert torch.equal(batched.judge_accepted[b], single.judge_accepted)
+
+
+def test_threshold_zero_is_lossless_and_above_one_accepts_all():
+    draft, target = torch.tensor([1, 2, 3, 4]), torch.tensor([1, 9, 3, 4, 5])
+    probs = torch.tensor([0.0, 0.0, 0.0, 0.0])
+    assert accept(draft, target, probs, 0.0).tokens.tolist() == [1, 9, -1, -1, -1]
+    full = accept(draft, target, torch.rand(4), 1.01)
+    assert full.tokens.tolist() == [1, 2, 3, 4, 5] and full.judge_accepted.tolist() == [False, True, False, False]
+
+
+def test_full_window_emits_bonus_and_shape_errors():
+    assert accept(torch.tensor([7]), torch.tensor([7, 8])).tokens.tolist() == [7, 8]
+    assert accept(torch.tensor([], dtype=torch.long), torch.tensor([8])).tokens.tolist() == [8]
+    with pytest.raises(ValueError, match="W\\+1"):
+        accept(torch.tensor([1, 2]), torch.tensor([1, 2]))

@@ -1,0 +1,77 @@
+"""Judge training on synthetic mined features: grid search, split by question, threshold, errors."""
+
+import json
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from autojudge_harness.judge import load_judge
+from classifiers.train import C_GRID, split_by_question, threshold_for_recall, train
+
+GRID = C_GRID[-8:]  # a short grid keeps the test quick
+
+
+def write_features(path, n_questions=30, per_question=12, ht=6, hd=4, labels=None, target="t", draft="d"):
+    rng = np.random.default_rng(0)
+    n = n_questions * per_question
+    y = rng.integers(0, 2, n) if labels is None else np.asarray(labels)
+    ft = rng.normal(size=(n, ht)).astype(np.float32)
+    fd = rng.normal(size=(n, hd)).astype(np.float32)
+    ft[:, 0] += 2.0 * y  # the target's hidden state carries the label; the draft's a little
+    fd[:, 1] += 0.5 * y
+    manifest = {"target_model": target, "draft_model": draft, "target_hidden_size": ht, "draft_hidden_size": hd,
+                "dataset": "synthetic", "max_new_tokens": 16}
+    save_file({"features_target": ft, "features_draft": fd, "labels": y.astype(np.uint8),
+               "question_ids": np.repeat(np.arange(n_questions), per_question).astype(np.int64)},
+              str(path), metadata={"manifest": json.dumps(manifest)})
+    return path
+
+
+def test_train_writes_a_judge_that_reproduces_sklearn(tmp_path):
+    feats = write_features(tmp_path / "f.safetensors")
+    out = tmp_path / "judge.safetensors"
+    report = train(feats, out, "DD-DT", recall=0.9, grid=GRID)
+    assert report["kinds"]["DD-DT"]["val_auc"] > 0.8 and report["kinds"]["DT"]["val_auc"] > 0.8
+    assert report["at_threshold"]["recall"] >= 0.9
+    assert len(report["threshold_table"]) == 26
+    judge = load_judge(out)
+    assert judge.feature_kind == "DD-DT" and judge.threshold == report["threshold"]
+    assert (judge.target_model, judge.draft_model) == ("t", "d")
+    assert (tmp_path / "judge.report.png").stat().st_size > 10_000
+    # retraining is deterministic: same metrics
+    again = train(feats, tmp_path / "again.safetensors", "DD-DT", recall=0.9, grid=GRID)
+    assert again["kinds"] == report["kinds"] and again["threshold"] == report["threshold"]
+
+
+def test_split_is_by_question_and_seeded():
+    qids = np.repeat(np.arange(20), 5)
+    train_mask, val_mask = split_by_question(qids, seed=3)
+    assert not set(qids[train_mask]) & set(qids[val_mask]) and len(set(qids[val_mask])) == 2
+    assert (split_by_question(qids, seed=3)[1] == val_mask).all()
+    with pytest.raises(ValueError, match="at least 2 questions"):
+        split_by_question(np.zeros(5, dtype=int))
+
+
+def test_threshold_for_recall_is_largest_keeping_recall():
+    probs = np.array([0.1, 0.2, 0.3, 0.4, 0.9])
+    labels = np.array([0, 1, 0, 1, 1])
+    t = threshold_for_recall(probs, labels, 2 / 3)
+    assert t == 0.4  # p >= 0.4 keeps 2 of 3 important; 0.9 would keep only 1
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(ValueError, match="not found"):
+        train(tmp_path / "none.safetensors", tmp_path / "j.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"junk" * 20)
+    with pytest.raises(ValueError, match="not a readable safetensors"):
+        train(tmp_path / "junk.safetensors", tmp_path / "j.safetensors")
+    ones = write_features(tmp_path / "ones.safetensors", labels=np.ones(360))
+    with pytest.raises(ValueError, match="all important"):
+        train(ones, tmp_path / "j.safetensors", grid=GRID)
+    zeros = write_features(tmp_path / "zeros.safetensors", labels=np.zeros(360))
+    with pytest.raises(ValueError, match="all unimportant"):
+        train(zeros, tmp_path / "j.safetensors", grid=GRID)
+    other = write_features(tmp_path / "other.safetensors", target="other-model")
+    with pytest.raises(ValueError, match="mined with target 'other-model'"):
+        train(other, tmp_path / "j.safetensors", target_model="t", grid=GRID)

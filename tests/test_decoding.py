@@ -1,0 +1,98 @@
+"""Decoding loop on the tiny random pair: lossless equals greedy, judge paths, stops, errors."""
+
+import pytest
+import torch
+
+from autojudge_harness.decoding import SpeculativeDecoder
+from autojudge_harness.judge import JudgeFileError, load_judge, save_judge
+
+
+def greedy_reference(model, prompt, max_new_tokens):
+    out = model.generate(torch.tensor([prompt]), max_new_tokens=max_new_tokens, do_sample=False,
+                         pad_token_id=0, eos_token_id=None)
+    return out[0, len(prompt):].tolist()
+
+
+def make_judge(tmp_path, pair, kind="DT", bias=0.0, threshold=0.5):
+    t, d = pair.target.config.hidden_size, pair.draft.config.hidden_size
+    size = t + (d if kind == "DD-DT" else 0)
+    path = save_judge(tmp_path / f"{kind}.safetensors", feature_kind=kind, target_hidden_size=t, draft_hidden_size=d,
+                      target_model=pair.target_name, draft_model=pair.draft_name, mean=torch.zeros(size),
+                      scale=torch.ones(size), weight=torch.randn(size) * 0.1, bias=bias, threshold=threshold,
+                      threshold_table=[], training={})
+    return load_judge(path)
+
+
+@pytest.fixture()
+def no_eos(  # EOS never fires, so runs last exactly max_new_tokens
+tiny_pair, monkeypatch):
+    monkeypatch.setattr("autojudge_harness.decoding._eos_ids", lambda pair: frozenset())
+    return tiny_pair
+
+
+@pytest.mark.parametrize("window", [1, 3, 8])
+def test_lossless_equals_target_greedy(no_eos, window):
+    pair = no_eos
+    decoder = SpeculativeDecoder(pair, window=window)
+    for seed in range(6):
+        prompt = torch.randint(1, 96, (5 + seed,), generator=torch.Generator().manual_seed(seed)).tolist()
+        gen = decoder.generate(prompt, max_new_tokens=40)
+        assert gen.token_ids == greedy_reference(pair.target, prompt, 40)
+        assert gen.finish_reason == "length" and gen.stats.generated_tokens == 40
+        s = gen.stats
+        assert s.accepted_judge == 0 and s.cycles >= 1
+        assert s.target_calls >= s.cycles + 1  # prefill + one verification per cycle (+ plain last steps)
+        assert s.accepted_tokens + s.target_calls == 40  # each target call emits one token of its own
+        assert s.draft_calls == s.drafted_tokens + 1  # one forward per drafted token, after a prefill
+
+
+def test_judge_threshold_zero_is_lossless_and_above_one_accepts_all(no_eos, tmp_path):
+    pair = no_eos
+    prompt = [5, 17, 33, 2, 9]
+    reference = greedy_reference(pair.target, prompt, 30)
+    for kind in ("DT", "DD-DT"):
+        judge = make_judge(tmp_path, pair, kind)
+        assert SpeculativeDecoder(pair, 4, judge, threshold=0.0).generate(prompt, 30).token_ids == reference
+        s = SpeculativeDecoder(pair, 4, judge, threshold=1.5).generate(prompt, 26).stats
+        # 1 token from the prefill, then 5 windows: 4 drafted tokens all accepted + 1 bonus each
+        assert (s.cycles, s.target_calls, s.accepted_tokens, s.drafted_tokens) == (5, 6, 20, 20)
+        assert s.accepted_judge > 0
+
+
+def test_judge_default_threshold_comes_from_file(tiny_pair, tmp_path):
+    judge = make_judge(tmp_path, tiny_pair, threshold=0.37)
+    assert SpeculativeDecoder(tiny_pair, 4, judge).threshold == 0.37
+    assert SpeculativeDecoder(tiny_pair, 4, judge, threshold=0.1).threshold == 0.1
+    assert SpeculativeDecoder(tiny_pair, 4).threshold == 0.0
+
+
+def test_stop_strings_and_eos(tiny_pair):
+    decoder = SpeculativeDecoder(tiny_pair, window=4)
+    prompt = [3, 4, 5]
+    free = decoder.generate(prompt, max_new_tokens=30)
+    words = free.text.split()
+    if len(words) >= 3:
+        stopped = decoder.generate(prompt, max_new_tokens=30, stop=(words[2],))
+        assert stopped.finish_reason == "stop"
+        assert words[2] not in stopped.text.split()
+    eos_prompt = prompt
+    model_eos = SpeculativeDecoder(tiny_pair, window=4)
+    model_eos.eos_ids = frozenset({free.token_ids[1]})
+    ended = model_eos.generate(eos_prompt, max_new_tokens=30)
+    assert ended.finish_reason == "eos" and ended.token_ids == free.token_ids[:1]
+
+
+def test_bad_arguments(tiny_pair, tmp_path):
+    for window in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="window must be an integer >= 1"):
+            SpeculativeDecoder(tiny_pair, window=window)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        SpeculativeDecoder(tiny_pair).generate([1, 2], max_new_tokens=0)
+    with pytest.raises(ValueError, match="prompt_ids"):
+        SpeculativeDecoder(tiny_pair).generate([], max_new_tokens=3)
+    size = tiny_pair.target.config.hidden_size + 1
+    path = save_judge(tmp_path / "wide.safetensors", feature_kind="DT", target_hidden_size=size, draft_hidden_size=size,
+                      target_model="x", draft_model="y", mean=torch.zeros(size), scale=torch.ones(size),
+                      weight=torch.zeros(size), bias=0.0, threshold=0.5, threshold_table=[], training={})
+    with pytest.raises(JudgeFileError, match="target hidden size"):
+        SpeculativeDecoder(tiny_pair, judge=load_judge(path))
