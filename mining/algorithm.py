@@ -1,0 +1,320 @@
+"""Algorithm 1 of AutoJudge (mining important tokens) for one prompt, with the judge features
+captured in the same forward passes that produce the labels.
+
+Per prompt (greedy everywhere, batch size 1):
+
+1. The target's greedy response R (at most ``max_new_tokens``, ends at EOS or a stop string; an
+   EOS token that ends R is part of R). Its answer a* = ``equivalence.answer(text(R))``; if a* is
+   None the question is SKIPPED (the reference's "remove target nones").
+2. left = 0. Loop: teacher-force the draft on R; p = first position >= left where the draft's
+   argmax d != R[p]; none -> stop; R[:p] already finished (EOS / stop string) -> stop. The target
+   continues greedily from R[:p] + [d] to the end (same length budget) -> R'. If
+   ``equivalence.equal(answer(R'), a*)``: record (p, important=False), R = R'; else record
+   (p, important=True), R unchanged. left = p + 1.
+
+Labels are relative to the target's own answer. Every later mismatch lies after an earlier one,
+so the final R's prefix R[:p] is exactly the prefix each mismatch was mined on: the final
+response plus (position, draft token) reproduces every feature row from scratch.
+
+Features (the judge's inputs, "last hidden state after the final norm" at the drafted token's own
+position, i.e. the row produced when d is fed at position p):
+- target: the first forward of the target's continuation (which feeds d) -- free;
+- draft: the draft's cache cropped to prompt + R[:p], then d fed (one token).
+DT = target only; DD-DT = [draft ; target].
+
+Efficiency (``reuse_cache=True``): both models keep their KV caches across the whole question and
+only feed what their cache does not already hold (a ``_Prefix`` tracks the cached tokens: crop to
+the longest common prefix, feed the rest in one forward). The target's continuation therefore
+costs prompt-free one-token steps; the draft's teacher forcing is incremental (an important
+verdict leaves R unchanged, so the draft's predictions beyond p stay valid and nothing is
+re-fed; an unimportant one re-feeds only R'[p+1:]).
+
+``reuse_cache=False`` is the straightforward reference-style mode (as in the paper's code): every
+target continuation starts from an empty cache (prompt + R[:p] + [d] in one forward, then cached
+greedy steps -- what ``generate`` per mismatch does) and the draft re-encodes prompt + R from
+scratch at every step (and prompt + R[:p] + [d] for the feature). Same labels, used by tests and
+the throughput benchmark.
+
+Models are passed as ``CachedModel``-like objects (``autojudge_harness.decoding.CachedModel``):
+``feed(ids) -> (T, H)`` hidden states, ``argmax(hidden) -> (T,)``, ``crop(n)``, ``length``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Hashable, Protocol, Sequence
+
+import torch
+
+
+class Equivalence(Protocol):
+    """How two responses are compared: ``answer`` extracts a comparable key from a response's text
+    (None = no answer), ``equal`` compares two keys (None must never be equal to anything)."""
+
+    name: str
+
+    def answer(self, text: str) -> Hashable | None: ...
+
+    def equal(self, a: Hashable | None, b: Hashable | None) -> bool: ...
+
+
+class GSM8KEquivalence:
+    """GSM8K: the final numbers are numerically equal, extracted by ``autojudge_harness.answers``
+    exactly as the task scores: strict ("The final answer is N", the default) or flexible (the
+    last number; the task's second filter). ``stop`` strings cut the text first, as lm-eval's
+    ``until`` does."""
+
+    def __init__(self, stop: Sequence[str] = (), flexible: bool = False):
+        self.stop = tuple(stop)
+        self.flexible = flexible
+        self.name = "gsm8k-last-number" if flexible else "gsm8k-final-answer"
+
+    def answer(self, text: str) -> str | None:
+        from autojudge_harness.answers import extract_final_answer, extract_last_number
+
+        text = _cut_at_stop(text, self.stop)
+        return extract_last_number(text) if self.flexible else extract_final_answer(text)
+
+    def equal(self, a, b) -> bool:
+        from autojudge_harness.answers import answers_equal
+
+        return answers_equal(a, b)
+
+
+@dataclass
+class Mismatch:
+    """One labelled mismatch: R[position] = target_token, the draft proposed draft_token."""
+
+    position: int
+    important: bool
+    target_token: int
+    draft_token: int
+    target_hidden: torch.Tensor  # (Ht,) target hidden state where draft_token is fed at position
+    draft_hidden: torch.Tensor   # (Hd,) draft hidden state at the same place
+
+
+@dataclass
+class MinedQuestion:
+    """Algorithm 1's result for one prompt. ``skipped`` is None or the reason (then no mismatches)."""
+
+    prompt_ids: list[int]
+    initial_response_ids: list[int]
+    response_ids: list[int]
+    answer: Hashable | None
+    skipped: str | None
+    mismatches: list[Mismatch] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+
+    def feature_arrays(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(target features (N, Ht), draft features (N, Hd)), float32 on CPU."""
+        if not self.mismatches:
+            return torch.zeros(0, 0), torch.zeros(0, 0)
+        return (torch.stack([m.target_hidden for m in self.mismatches]).float().cpu(),
+                torch.stack([m.draft_hidden for m in self.mismatches]).float().cpu())
+
+
+class _Prefix:
+    """Bookkeeping of the tokens held in one CachedModel's KV cache (not a second cache wrapper).
+
+    ``feed(prefix, new)`` leaves the cache holding prefix + new and returns the hidden states of
+    ``new``: with ``reuse`` it crops to the longest common prefix and feeds only the rest (one
+    forward); without, it re-encodes prefix + new from an empty cache.
+    """
+
+    def __init__(self, lm, reuse: bool):
+        self.lm, self.reuse = lm, reuse
+        self.tokens: list[int] = []
+        self.fed = 0
+        lm.crop(0)
+
+    def feed(self, prefix: Sequence[int], new: Sequence[int]) -> torch.Tensor:
+        prefix, new = list(prefix), list(new)
+        keep = _common_prefix(self.tokens, prefix) if self.reuse else 0
+        self.lm.crop(keep)
+        chunk = prefix[keep:] + new
+        hidden = self.lm.feed(chunk)
+        self.fed += len(chunk)
+        self.tokens = prefix + new
+        return hidden[len(hidden) - len(new):]
+
+    def truncate(self, length: int) -> None:
+        """Keep the first ``length`` cached tokens."""
+        self.lm.crop(length)
+        self.tokens = self.tokens[:length]
+
+    def append(self, new: Sequence[int]) -> torch.Tensor:
+        """Feed ``new`` after whatever the cache holds (a cached greedy step, in both modes)."""
+        hidden = self.lm.feed(list(new))
+        self.fed += len(new)
+        self.tokens += list(new)
+        return hidden
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+class Miner:
+    """Algorithm 1 over one target/draft pair. ``target`` and ``draft`` are CachedModel-like;
+    ``decode(ids) -> text`` turns response ids into text (special tokens skipped); ``eos_ids`` end
+    a response; a ``stop`` string in the decoded response ends it too (lm-eval's ``until``)."""
+
+    def __init__(self, target, draft, decode: Callable[[list[int]], str], eos_ids, equivalence: Equivalence,
+                 max_new_tokens: int = 192, stop: Sequence[str] = (), reuse_cache: bool = True,
+                 lookahead: int = 0):
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        self.target, self.draft = target, draft
+        self.decode = decode
+        self.eos_ids = frozenset(eos_ids)
+        self.equivalence = equivalence
+        self.max_new_tokens = max_new_tokens
+        self.stop = tuple(s for s in stop if s)
+        self.reuse_cache = reuse_cache
+        self.lookahead = lookahead if reuse_cache else 0
+
+    @classmethod
+    def for_pair(cls, pair, equivalence: Equivalence, max_new_tokens: int = 192, stop: Sequence[str] = (),
+                 reuse_cache: bool = True, lookahead: int = 0) -> "Miner":
+        """A miner for an ``autojudge_harness.models.ModelPair`` (wraps both models in CachedModel)."""
+        from autojudge_harness.decoding import CachedModel, _eos_ids
+
+        tokenizer = pair.tokenizer
+        return cls(CachedModel(pair.target), CachedModel(pair.draft),
+                   lambda ids: tokenizer.decode(ids, skip_special_tokens=True), _eos_ids(pair), equivalence,
+                   max_new_tokens, stop, reuse_cache, lookahead)
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def text(self, response: Sequence[int]) -> str:
+        return self.decode([t for t in response if t not in self.eos_ids])
+
+    def finished(self, response: Sequence[int]) -> bool:
+        """True when ``response`` already ended: it holds an EOS token or a stop string."""
+        if any(t in self.eos_ids for t in response):
+            return True
+        return bool(self.stop) and any(s in self.text(response) for s in self.stop)
+
+    def _continue(self, target: _Prefix, prefix: list[int], head: list[int], first: int,
+                  source: Sequence[int] = (), skip: int = 0):
+        """Feed ``first`` after prefix + head; continue greedily until EOS, a stop string or
+        ``max_new_tokens`` (counted on ``(head + [first])[skip:]``, the response proper).
+        Returns (hidden state of ``first`` (H,), head + [first] + continuation).
+
+        With ``self.lookahead`` > 0 and a ``source`` (the response being replaced), the greedy
+        continuation is verified speculatively: up to ``lookahead`` tokens copied from ``source``
+        where the continuation's tail matches it (prompt-lookup decoding) are fed together with the
+        pending token in one forward and kept while they equal the target's argmax -- the same greedy
+        tokens, fewer target forwards when the alternative re-joins the old response."""
+        response = head + [first]
+        limit = self.max_new_tokens + skip
+        ended = (lambda: len(response) >= limit or (self.stop and self.finished(response[skip:])))
+        proposal = self._lookup(response, source, len(head))[:max(0, limit - len(response))]
+        rows = target.feed(prefix + head, [first] + proposal)
+        first_hidden = rows[0]
+        if (skip == 0 and first in self.eos_ids) or ended():
+            target.truncate(len(prefix) + len(response))
+            return first_hidden, response
+        while True:
+            predicted = target.lm.argmax(rows).tolist()  # rows: pending token, then the proposal
+            accepted = 0
+            while accepted < len(proposal) and proposal[accepted] == predicted[accepted]:
+                accepted += 1
+            done = False
+            for token in predicted[:accepted + 1]:
+                response.append(token)
+                if token in self.eos_ids or ended():
+                    done = True
+                    break
+            target.truncate(len(prefix) + len(response) - 1)  # cache = prefix + response[:-1]
+            if done:
+                return first_hidden, response
+            proposal = self._lookup(response, source, len(head))[:max(0, limit - len(response))]
+            rows = target.append([response[-1]] + proposal)
+
+    def _lookup(self, response: list[int], source: Sequence[int], start: int) -> list[int]:
+        """Up to ``lookahead`` tokens of ``source`` following a place (at or after ``start``) where
+        ``source`` ends like ``response`` (the 3- or 2-token tail; the occurrence nearest to the
+        unshifted position wins); right after the swapped token, ``source[start + 1:]``."""
+        k = self.lookahead
+        if not k or not source:
+            return []
+        if len(response) == start + 1:
+            return list(source[start + 1:start + 1 + k])
+        for n in (3, 2):
+            if len(response) - start < n + 1:
+                continue
+            tail = response[-n:]
+            hits = [j for j in range(start, len(source) - n + 1) if source[j:j + n] == tail]
+            if hits:
+                j = min(hits, key=lambda j: abs(j + n - len(response)))
+                return list(source[j + n:j + n + k])
+        return []
+
+    def _draft_predictions(self, draft: _Prefix, prompt: list[int], response: list[int], start: int,
+                           preds: list[int]) -> list[int]:
+        """Draft argmax for positions start..len(response)-1 (teacher forcing on prompt + response);
+        returns preds[:start] + those."""
+        if start >= len(response):
+            return preds[:start]
+        hidden = draft.feed(prompt + response[:start - 1] if start else prompt[:-1],
+                            ([response[start - 1]] if start else [prompt[-1]]) + response[start:-1])
+        return preds[:start] + draft.lm.argmax(hidden).tolist()
+
+    # -- Algorithm 1 ----------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def mine(self, prompt_ids: Sequence[int]) -> MinedQuestion:
+        prompt = list(prompt_ids)
+        if not prompt:
+            raise ValueError("prompt_ids must not be empty")
+        start = time.perf_counter()
+        calls = (getattr(self.target, "calls", 0), getattr(self.draft, "calls", 0))
+        reuse = self.reuse_cache
+        target, draft = _Prefix(self.target, reuse), _Prefix(self.draft, reuse)
+        _, response = self._continue(target, prompt[:-1], [], prompt[-1], skip=1)
+        response = response[1:]  # drop the prompt's last token
+        initial = list(response)
+        answer = self.equivalence.answer(self.text(response))
+        result = MinedQuestion(prompt, initial, response, answer, None)
+        if answer is None:
+            result.skipped = "no_target_answer"
+        else:
+            preds = self._draft_predictions(draft, prompt, response, 0, [])
+            left = 0
+            while True:
+                if not reuse:  # reference style: re-encode prompt + R from scratch every step
+                    preds = self._draft_predictions(draft, prompt, response, 0, [])
+                p = next((i for i in range(left, len(response)) if preds[i] != response[i]), None)
+                if p is None or self.finished(response[:p]):
+                    break
+                d = preds[p]
+                draft_hidden = draft.feed(prompt + response[:p], [d])[-1]
+                target_hidden, alternative = self._continue(target, prompt, response[:p], d, response)
+                important = not self.equivalence.equal(self.equivalence.answer(self.text(alternative)), answer)
+                result.mismatches.append(Mismatch(p, important, response[p], d, target_hidden.clone(),
+                                                  draft_hidden.clone()))
+                if not important:
+                    response = alternative
+                    if reuse:  # the draft's cache holds prompt + R'[:p+1]: predictions from p+1 on
+                        nxt = int(draft.lm.argmax(draft_hidden[None])[0])
+                        preds = self._draft_predictions(draft, prompt, response, p + 2, preds[:p + 1] + [nxt]) \
+                            if p + 1 < len(response) else preds[:p + 1]
+                left = p + 1
+            result.response_ids = response
+        result.stats = {"seconds": time.perf_counter() - start, "target_tokens_fed": target.fed,
+                        "draft_tokens_fed": draft.fed,
+                        "target_forwards": getattr(self.target, "calls", 0) - calls[0],
+                        "draft_forwards": getattr(self.draft, "calls", 0) - calls[1], "mismatches": len(result.mismatches),
+                        "important": sum(m.important for m in result.mismatches)}
+        return result
+
+
+def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=len(text))
+    return text[:cut]

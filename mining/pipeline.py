@@ -1,0 +1,134 @@
+"""Mining a dataset into a run directory: GSM8K questions -> prompts (built by the lm-eval task
+itself) -> Algorithm 1 -> shard records. ``scripts/mine.py`` is the CLI over this."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Sequence
+
+from tqdm import tqdm
+
+from .algorithm import GSM8KEquivalence, Miner, MinedQuestion
+from .store import ShardWriter, done_question_ids, init_run, make_manifest
+
+REPO = Path(__file__).resolve().parents[1]
+GSM8K_TASK = "autojudge_gsm8k_cot_llama_zeroshot"
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_gsm8k(data: str | None = None, dataset: str | None = None, split: str = "train") -> tuple[list[dict], dict]:
+    """(rows {"question", "answer"}, {"dataset", "dataset_sha256", "split"}) from a local GSM8K
+    JSONL file or the hub (``openai/gsm8k``, config "main")."""
+    from autojudge_harness.answers import read_gsm8k_jsonl
+
+    if (data is None) == (dataset is None):
+        raise ValueError("give exactly one of --data PATH.jsonl or --dataset HUB_ID")
+    if data is not None:
+        path = Path(data).resolve()
+        return read_gsm8k_jsonl(path), {"dataset": str(path), "dataset_sha256": file_sha256(path), "split": "file"}
+    import datasets
+
+    rows = [{"question": r["question"], "answer": r["answer"]} for r in datasets.load_dataset(dataset, "main", split=split)]
+    digest = hashlib.sha256("\n".join(r["question"] for r in rows).encode()).hexdigest()
+    return rows, {"dataset": dataset, "dataset_sha256": digest, "split": split}
+
+
+class GSM8KPrompter:
+    """Prompts exactly as lm-eval's ``autojudge_gsm8k_cot_llama_zeroshot`` task builds them with
+    ``--apply_chat_template``: the task's ``fewshot_context`` (0-shot, chat messages) through the
+    tokenizer's chat template. Also exposes the task's stop strings (``until``)."""
+
+    def __init__(self, tokenizer, task: str = GSM8K_TASK, include_path: str | Path = REPO / "tasks"):
+        from lm_eval.tasks import TaskManager
+
+        # the task loads its evaluation docs on construction; point it at a bundled local file so that
+        # building prompts never needs the hub (the docs themselves are not used here)
+        key = "AUTOJUDGE_GSM8K_JSONL"
+        previous = os.environ.get(key)
+        os.environ[key] = previous or str(REPO / "tasks" / "gsm8k_bundled" / "problems.jsonl")
+        try:
+            manager = TaskManager(include_path=str(include_path), include_defaults=False)
+            self.task_name = task
+            self.task = manager.load([task])["tasks"][task]
+        finally:
+            if previous is None:
+                del os.environ[key]
+        self.tokenizer = tokenizer
+        self.stop = tuple(self.task.config.generation_kwargs.get("until", ()))
+
+    def messages(self, row: dict) -> list[dict]:
+        return self.task.fewshot_context(row, num_fewshot=0, apply_chat_template=True,
+                                         chat_template=lambda msgs, add_generation_prompt=True: msgs)
+
+    def __call__(self, row: dict) -> list[int]:
+        return self.tokenizer.apply_chat_template(self.messages(row), add_generation_prompt=True, tokenize=True,
+                                                  return_dict=False)
+
+
+def select_ids(total: int, offset: int = 0, limit: int | None = None, shard: tuple[int, int] = (0, 1)) -> list[int]:
+    """Question ids offset..offset+limit-1 (clipped to the data) that belong to ``shard`` (id % n == i)."""
+    end = total if limit is None else min(total, offset + limit)
+    index, count = shard
+    return [q for q in range(max(0, offset), end) if q % count == index]
+
+
+def run_manifest(pair, data_info: dict, prompter: GSM8KPrompter, equivalence, max_new_tokens: int,
+                 dtype: str = "float32") -> dict:
+    return make_manifest(target_model=pair.target_name, draft_model=pair.draft_name,
+                         target_hidden_size=pair.target.config.hidden_size,
+                         draft_hidden_size=pair.draft.config.hidden_size,
+                         vocab_size=pair.target.config.vocab_size, dtype=dtype, prompt=f"{prompter.task_name} (chat)",
+                         equivalence=equivalence.name, stop=list(prompter.stop), max_new_tokens=max_new_tokens,
+                         **data_info)
+
+
+def question_record(qid: int, row: dict, mined: MinedQuestion) -> dict:
+    from autojudge_harness.answers import gold_answer
+
+    return {"question_id": qid, "question_sha1": hashlib.sha1(row["question"].encode()).hexdigest(),
+            "gold": gold_answer(row["answer"]), "prompt_ids": mined.prompt_ids,
+            "initial_response_ids": mined.initial_response_ids, "response_ids": mined.response_ids,
+            "answer": mined.answer, "skipped": mined.skipped, "feature_row": 0,
+            "mismatches": [{"position": m.position, "important": m.important, "target_token": m.target_token,
+                            "draft_token": m.draft_token} for m in mined.mismatches],
+            "stats": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in mined.stats.items()}}
+
+
+def mine_gsm8k(pair, rows: Sequence[dict], data_info: dict, out: str | Path, ids: Sequence[int],
+               shard: tuple[int, int] = (0, 1), max_new_tokens: int = 192, lookahead: int = 8,
+               dtype: str = "float32", progress: bool = True, flexible: bool = False) -> dict:
+    """Mine questions ``ids`` of ``rows`` into shard ``shard`` of run ``out``; resumes (skips ids
+    already recorded in any shard of the run). Returns totals of this call."""
+    prompter = GSM8KPrompter(pair.tokenizer)
+    equivalence = GSM8KEquivalence(prompter.stop, flexible=flexible)
+    manifest = run_manifest(pair, data_info, prompter, equivalence, max_new_tokens, dtype)
+    out = init_run(Path(out), manifest)
+    done = done_question_ids(out, manifest)
+    todo = [q for q in ids if q not in done]
+    miner = Miner.for_pair(pair, equivalence, max_new_tokens=max_new_tokens, stop=prompter.stop, lookahead=lookahead)
+    totals = {"questions": 0, "skipped": 0, "mismatches": 0, "important": 0, "seconds": 0.0,
+              "already_done": len(ids) - len(todo)}
+    with ShardWriter(out, shard[0], shard[1], manifest) as writer:
+        bar = tqdm(todo, desc=f"mining {out.name} shard {shard[0]}/{shard[1]}", disable=not progress,
+                   dynamic_ncols=True)
+        for qid in bar:
+            mined = miner.mine(prompter(rows[qid]))
+            target_features, draft_features = mined.feature_arrays()
+            writer.append(question_record(qid, rows[qid], mined), target_features.numpy(), draft_features.numpy())
+            totals["questions"] += 1
+            totals["skipped"] += mined.skipped is not None
+            totals["mismatches"] += len(mined.mismatches)
+            totals["important"] += sum(m.important for m in mined.mismatches)
+            totals["seconds"] += mined.stats["seconds"]
+            bar.set_postfix(mism=totals["mismatches"], imp=totals["important"], skip=totals["skipped"],
+                            per_min=f"{60 * totals['mismatches'] / max(totals['seconds'], 1e-9):.1f}")
+    return totals

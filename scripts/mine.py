@@ -1,0 +1,84 @@
+"""Mine important tokens (AutoJudge Algorithm 1) on GSM8K questions into a sharded run directory.
+
+    # one process (resumable: rerun the same command after a kill)
+    python scripts/mine.py --preset smollm2-135m --data train.jsonl --limit 100 --out runs/gsm8k
+    # two shards in parallel, then merge
+    python scripts/mine.py --preset smollm2-135m --data train.jsonl --out runs/gsm8k --shard 0/2 &
+    python scripts/mine.py --preset smollm2-135m --data train.jsonl --out runs/gsm8k --shard 1/2 &
+    wait; python scripts/mine.py --out runs/gsm8k --merge
+
+Record format and guarantees: mining/store.py (and mining/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mining.store import merge, parse_shard  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--preset", help="model pair preset, e.g. smollm2-135m")
+    ap.add_argument("--target", help="target model reference (overrides the preset's)")
+    ap.add_argument("--draft", help="draft model reference, e.g. layers:24 (overrides the preset's)")
+    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--data", help="GSM8K-format JSONL (question, answer '#### N')")
+    ap.add_argument("--dataset", help="hub dataset id (config 'main'), e.g. openai/gsm8k")
+    ap.add_argument("--split", default="train", help="hub split (default train)")
+    ap.add_argument("--offset", type=int, default=0, help="first question id")
+    ap.add_argument("--limit", type=int, default=None, help="number of question ids from --offset")
+    ap.add_argument("--max-new-tokens", type=int, default=192)
+    ap.add_argument("--lookahead", type=int, default=8,
+                    help="tokens of the old response proposed per target forward in continuations (0 = off)")
+    ap.add_argument("--answer", choices=("strict", "flexible"), default="strict",
+                    help="GSM8K answer extraction for the equivalence check: strict = number after 'The final "
+                    "answer is' (the paper's), flexible = last number (the task's second filter)")
+    ap.add_argument("--out", required=True, help="run directory")
+    ap.add_argument("--shard", default="0/1", help="i/n: mine question ids with id %% n == i")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--merge", action="store_true", help="merge all shards of --out afterwards "
+                    "(alone, without --data/--dataset: only merge)")
+    ap.add_argument("--no-progress", action="store_true")
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.data or args.dataset:
+        import torch
+
+        from autojudge_harness.models import load_pair, resolve_preset
+        from mining.pipeline import load_gsm8k, mine_gsm8k, select_ids
+
+        target, draft = args.target, args.draft
+        if args.preset:
+            preset = resolve_preset(args.preset)
+            target, draft = target or preset.target, draft or preset.draft
+        if not target or not draft:
+            raise SystemExit("give --preset or both --target and --draft")
+        shard = parse_shard(args.shard)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        rows, info = load_gsm8k(args.data, args.dataset, args.split)
+        ids = select_ids(len(rows), args.offset, args.limit, shard)
+        pair = load_pair(target, draft, dtype=args.dtype, device=args.device)
+        totals = mine_gsm8k(pair, rows, info, args.out, ids, shard, args.max_new_tokens, args.lookahead,
+                            args.dtype, progress=not args.no_progress, flexible=args.answer == "flexible")
+        print(json.dumps({"out": args.out, "shard": args.shard, **totals}), flush=True)
+    elif not args.merge:
+        raise SystemExit("nothing to do: give --data/--dataset to mine and/or --merge")
+    if args.merge:
+        jsonl, st = merge(Path(args.out))
+        print(f"merged -> {jsonl} + {st}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
