@@ -40,8 +40,12 @@ class Preset:
     window: int = 8
 
 
+SHIPPED_CLASSIFIERS = Path(__file__).resolve().parents[1] / "classifiers"
+
 PRESETS = {
-    "smollm2-135m": Preset(target=EMBEDDED_TARGET, draft="layers:28+exit"),
+    # judge: trained on GSM8K train mismatches of this pair (classifiers/README.md); needs a source checkout
+    "smollm2-135m": Preset(target=EMBEDDED_TARGET, draft="layers:28+exit",
+                           judge=str(SHIPPED_CLASSIFIERS / "smollm2-135m-gsm8k.safetensors")),
 }
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from autojudge_harness.judge import save_judge
+from mining.store import read_features
 
 C_GRID = [10 ** (-k / 2) for k in range(1, 15)] + [1.0, 3.0, 10.0, 50.0, 100.0]
 FEATURE_KINDS = ("DT", "DD-DT")
@@ -28,20 +29,10 @@ TABLE_QUANTILES = np.linspace(0.0, 1.0, 26)
 
 def load_features(path: str | Path) -> tuple[dict, dict]:
     """(arrays, manifest) of a mined features file; ValueError naming any problem."""
-    from safetensors import safe_open
-
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"mined features file not found: {path} (run scripts/mine.py --merge first)")
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            meta = f.metadata() or {}
-            arrays = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as err:  # safetensors raises its own error types
-        raise ValueError(f"{path}: not a readable safetensors file ({err})") from None
-    if "manifest" not in meta:
-        raise ValueError(f"{path}: no 'manifest' metadata (not a mined features file)")
-    manifest = json.loads(meta["manifest"])
+    arrays, manifest = read_features(path)
     missing = [k for k in ARRAYS if k not in arrays]
     if missing:
         raise ValueError(f"{path}: arrays missing: {', '.join(missing)}")

@@ -385,24 +385,29 @@ class MinedDataset:
         raise ValueError(f"unknown feature kind {kind!r}; use 'DT' or 'DD-DT'")
 
 
+def read_features(path: Path) -> tuple[dict, dict]:
+    """(arrays, manifest) of a merged ``features.safetensors``; ValueError if unreadable or not one."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+            arrays = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as err:  # safetensors raises its own error types
+        raise ValueError(f"{path}: not a readable safetensors file ({err})") from None
+    if "manifest" not in meta:
+        raise ValueError(f"{path}: no 'manifest' metadata (not a mined features file)")
+    return arrays, json.loads(meta["manifest"])
+
+
 def load_merged(run_dir: Path, expected_manifest: dict | None = None) -> MinedDataset:
     """Load merged.jsonl + features.safetensors; ValueError on missing/inconsistent files or a
     manifest that differs from ``expected_manifest`` (e.g. another model pair)."""
-    from safetensors import safe_open
-
     run_dir = Path(run_dir)
     st, jsonl = run_dir / MERGED_FEATURES, run_dir / MERGED_JSONL
     if not st.exists() or not jsonl.exists():
         raise ValueError(f"{run_dir}: not merged yet (run scripts/mine.py --out {run_dir} --merge)")
-    try:
-        with safe_open(str(st), framework="numpy") as f:
-            meta = f.metadata() or {}
-            arrays = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as err:  # safetensors raises its own error types
-        raise ValueError(f"{st}: unreadable ({err})") from None
-    if "manifest" not in meta:
-        raise ValueError(f"{st}: no manifest in the metadata")
-    manifest = json.loads(meta["manifest"])
+    arrays, manifest = read_features(st)
     if expected_manifest is not None:
         check_manifest(manifest, expected_manifest, st)
     records, _ = _scan_records(jsonl, tolerate_truncated=False)

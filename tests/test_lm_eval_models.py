@@ -84,7 +84,7 @@ def _results(out_dir: Path) -> dict:
 @pytest.mark.slow
 def test_cli_autojudge_hf_offline_with_speed_stats(tmp_path, embedded_pair):
     out = tmp_path / "out"
-    cmd = ["lm_eval", "--model", "autojudge_hf", "--model_args", "preset=smollm2-135m,window=4",
+    cmd = ["lm_eval", "--model", "autojudge_hf", "--model_args", "preset=smollm2-135m,window=4,threshold=0",
            "--tasks", TASK, "--include_path", str(REPO / "tasks"), "--output_path", str(out),
            "--limit", "2", "--gen_kwargs", "max_gen_toks=24", "--apply_chat_template"]
     run = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=900)
@@ -96,7 +96,8 @@ def test_cli_autojudge_hf_offline_with_speed_stats(tmp_path, embedded_pair):
     assert stats["requests"] == 2 and stats["generated_tokens"] > 0 and stats["cycles"] > 0
     assert stats["target_calls"] > 0 and stats["draft_calls"] > stats["target_calls"]
     assert stats["accepted_per_cycle"] >= 0 and stats["tokens_per_second"] > 0
-    assert info["window"] == 4 and info["threshold"] == 0.0
+    assert info["window"] == 4 and info["threshold"] == 0.0 and stats["accepted_judge"] == 0
+    assert info["judge"].endswith("smollm2-135m-gsm8k.safetensors")  # the preset's shipped judge
     rows = [json.loads(line) for line in Path(info["sample_stats_file"]).read_text().splitlines()]
     assert Path(info["sample_stats_file"]).parent == out
     assert sorted((r["task"], r["doc_id"]) for r in rows) == [(TASK, 0), (TASK, 1)]

@@ -1,0 +1,88 @@
+"""Mine -> train -> evaluate for one model pair and a GSM8K-format dataset (resumable).
+
+    python scripts/pipeline.py --preset smollm2-135m --data train.jsonl --limit 60 --run-dir runs/smollm2
+    python scripts/pipeline.py --target meta-llama/Llama-3.1-8B-Instruct --draft meta-llama/Llama-3.2-1B-Instruct \
+        --dataset openai/gsm8k --run-dir runs/llama --eval-task autojudge_gsm8k_cot_llama_zeroshot --device cuda
+
+Steps: mine Algorithm 1 records into RUN/mined (rerun resumes), merge, train the judge
+(RUN/judge.safetensors + report JSON/PNG), then run lm-eval's ``autojudge_hf`` on the evaluation
+task losslessly and with the judge, and write RUN/pipeline.json comparing the two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from classifiers.train import train  # noqa: E402
+from mining.store import MERGED_FEATURES, merge  # noqa: E402
+
+
+def evaluate(model_args: str, task: str, limit: int | None, device: str) -> dict:
+    """One lm-eval run of autojudge_hf; returns the task metrics and the speed statistics."""
+    import lm_eval
+
+    from autojudge_harness.lm_eval_models.registration import register
+
+    register()
+    results = lm_eval.simple_evaluate(model="autojudge_hf", model_args=model_args, tasks=[task],
+                                      task_manager=lm_eval.tasks.TaskManager(include_path=str(REPO / "tasks")),
+                                      limit=limit, device=device, apply_chat_template=True)
+    metrics = {k: v for k, v in results["results"][task].items() if "stderr" not in k and isinstance(v, (int, float))}
+    return {"metrics": metrics, "stats": results["config"]["autojudge"]["stats"]}
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="smollm2-135m")
+    p.add_argument("--target")
+    p.add_argument("--draft")
+    p.add_argument("--data", help="GSM8K-format JSONL to mine (question, answer '#### N')")
+    p.add_argument("--dataset", help="hub dataset id instead of --data, e.g. openai/gsm8k (split train)")
+    p.add_argument("--limit", type=int, default=60, help="questions to mine")
+    p.add_argument("--max-new-tokens", type=int, default=192)
+    p.add_argument("--run-dir", type=Path, required=True)
+    p.add_argument("--feature-kind", default="DD-DT", choices=("DT", "DD-DT"))
+    p.add_argument("--recall", type=float, default=0.9)
+    p.add_argument("--eval-task", default="autojudge_gsm8k_bundled")
+    p.add_argument("--eval-limit", type=int)
+    p.add_argument("--window", type=int, default=8)
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args(argv)
+
+    from autojudge_harness.models import load_pair, resolve_preset
+    from mining.pipeline import load_gsm8k, mine_gsm8k, select_ids
+
+    target, draft = args.target, args.draft
+    if args.preset:
+        preset = resolve_preset(args.preset)
+        target, draft = target or preset.target, draft or preset.draft
+    mined = args.run_dir / "mined"
+    rows, info = load_gsm8k(args.data, args.dataset)
+    pair = load_pair(target, draft, device=args.device)
+    totals = mine_gsm8k(pair, rows, info, mined, select_ids(len(rows), 0, args.limit), max_new_tokens=args.max_new_tokens)
+    del pair
+    merge(mined)
+    judge = args.run_dir / "judge.safetensors"
+    report = train(mined / MERGED_FEATURES, judge, args.feature_kind, args.recall)
+    pair_args = f"pretrained={target},draft={draft},window={args.window}"
+    summary = {
+        "mining": totals, "classifier": {k: report[k] for k in ("counts", "kinds", "threshold", "at_threshold")},
+        "lossless": evaluate(pair_args, args.eval_task, args.eval_limit, args.device),
+        "autojudge": evaluate(f"{pair_args},judge={judge}", args.eval_task, args.eval_limit, args.device),
+    }
+    (args.run_dir / "pipeline.json").write_text(json.dumps(summary, indent=2))
+    for mode in ("lossless", "autojudge"):
+        s = summary[mode]
+        print(f"{mode:9s} metrics={s['metrics']} accepted/cycle={s['stats']['accepted_per_cycle']:.2f} "
+              f"tokens/s={s['stats']['tokens_per_second']:.1f}")
+    print(f"wrote {args.run_dir / 'pipeline.json'}")
+
+
+if __name__ == "__main__":
+    main()
