@@ -117,6 +117,8 @@ def mine_gsm8k(pair, rows: Sequence[dict], data_info: dict, out: str | Path, ids
     miner = Miner.for_pair(pair, equivalence, max_new_tokens=max_new_tokens, stop=prompter.stop, lookahead=lookahead)
     totals = {"questions": 0, "skipped": 0, "mismatches": 0, "important": 0, "seconds": 0.0,
               "already_done": len(ids) - len(todo)}
+    if not todo:  # all done: opening a writer would leave an empty shard behind
+        return totals
     with ShardWriter(out, shard[0], shard[1], manifest) as writer:
         bar = tqdm(todo, desc=f"mining {out.name} shard {shard[0]}/{shard[1]}", disable=not progress,
                    dynamic_ncols=True)
