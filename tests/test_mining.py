@@ -416,3 +416,14 @@ def test_bad_inputs_give_clear_errors(tmp_path):
 
     with pytest.raises(ValueError, match="i/n"):
         parse_shard("2/2")
+
+
+def test_nothing_to_mine_leaves_no_empty_shard(tiny_pair, tmp_path):
+    """A rerun whose questions are all done must not create a shard that merge would refuse."""
+    from mining.pipeline import mine_gsm8k
+    from mining.store import shard_dirs
+
+    rows = [{"question": "Two plus two?", "answer": "2 + 2 = 4\n#### 4"}]
+    totals = mine_gsm8k(tiny_pair, rows, {"dataset": "inline", "dataset_sha256": "0", "split": "file"},
+                        tmp_path / "run", ids=[], progress=False)
+    assert totals["questions"] == 0 and shard_dirs(tmp_path / "run") == []
