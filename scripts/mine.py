@@ -54,15 +54,14 @@ def main(argv=None) -> int:
     if args.data or args.dataset:
         import torch
 
-        from autojudge_harness.models import load_pair, resolve_preset
+        from autojudge_harness.models import load_pair, pair_config
         from mining.pipeline import load_gsm8k, mine_gsm8k, select_ids
 
-        target, draft = args.target, args.draft
-        if args.preset:
-            preset = resolve_preset(args.preset)
-            target, draft = target or preset.target, draft or preset.draft
-        if not target or not draft:
-            raise SystemExit("give --preset or both --target and --draft")
+        try:
+            config = pair_config(args.preset, args.target, args.draft)
+        except ValueError as err:
+            raise SystemExit(f"give --preset or both --target and --draft ({err})") from None
+        target, draft = config.target, config.draft
         shard = parse_shard(args.shard)
         if args.threads:
             torch.set_num_threads(args.threads)

@@ -55,13 +55,11 @@ def main(argv=None) -> None:
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
 
-    from autojudge_harness.models import load_pair, resolve_preset
+    from autojudge_harness.models import load_pair, pair_config
     from mining.pipeline import load_gsm8k, mine_gsm8k, select_ids
 
-    target, draft = args.target, args.draft
-    if args.preset:
-        preset = resolve_preset(args.preset)
-        target, draft = target or preset.target, draft or preset.draft
+    config = pair_config(args.preset, args.target, args.draft)
+    target, draft = config.target, config.draft
     mined = args.run_dir / "mined"
     rows, info = load_gsm8k(args.data, args.dataset)
     pair = load_pair(target, draft, device=args.device)

@@ -47,3 +47,17 @@ def test_unknown_preset_and_bad_references(tiny_dir):
         load_pair(str(tiny_dir / "missing.gguf"), "layers:1")
     with pytest.raises(ValueError, match="unknown dtype"):
         load_pair(str(tiny_dir), "layers:1", dtype="float8")
+
+
+def test_pair_config_overrides_the_preset():
+    from autojudge_harness.models import pair_config
+
+    preset = PRESETS["smollm2-135m"]
+    assert pair_config("smollm2-135m") == preset
+    custom = pair_config("smollm2-135m", draft="layers:3", window=4, judge="")
+    assert (custom.target, custom.draft, custom.window, custom.judge) == (preset.target, "layers:3", 4, preset.judge)
+    assert pair_config(None, "t", "d").window == 8
+    with pytest.raises(ValueError, match="needs pretrained"):
+        pair_config(None, "t")
+    with pytest.raises(ValueError, match="unknown preset"):
+        pair_config("nope")

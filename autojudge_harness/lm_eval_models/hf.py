@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from ..decoding import SpeculativeDecoder, check_window
 from ..judge import load_judge
-from ..models import load_pair, resolve_preset
+from ..models import load_pair, pair_config
 from ..stats import DecodingStats
 from .registration import cli_output_path
 
@@ -42,20 +42,13 @@ class AutoJudgeHFLM(HFLM):
                  threshold: float | None = None, window: int | None = None, dtype: str = "auto",
                  device: str | None = None, preset: str | None = None, sample_stats_path: str | None = None,
                  batch_size: int | str | None = 1, max_length: int | None = None, **kwargs):
-        if preset is not None:
-            chosen = resolve_preset(preset)
-            pretrained = pretrained or chosen.target
-            draft = draft or chosen.draft
-            judge = judge or chosen.judge
-            window = chosen.window if window is None else window
-        if pretrained is None or draft is None:
-            raise ValueError("autojudge_hf needs pretrained=<target> and draft=<draft> (or preset=<name>)")
+        config = pair_config(preset, pretrained, draft, judge, window)
         device = _resolve_device(device)
         if dtype == "auto":
             dtype = "bfloat16" if str(device).startswith("cuda") else "float32"
-        window = 8 if window is None else window
+        window, judge = config.window, config.judge
         check_window(window)
-        self.pair = load_pair(pretrained, draft, dtype=dtype, device=device)
+        self.pair = load_pair(config.target, config.draft, dtype=dtype, device=device)
         self.decoder = SpeculativeDecoder(self.pair, window=window, judge=load_judge(judge) if judge else None,
                                           threshold=None if threshold is None else float(threshold))
         super().__init__(pretrained=self.pair.target, tokenizer=self.pair.tokenizer,
