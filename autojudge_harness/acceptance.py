@@ -1,10 +1,13 @@
 """The one acceptance rule of AutoJudge, shared by every backend (pure torch, no model code).
 
 Window position i (0-based) is accepted iff every earlier position is accepted and
-    draft_tokens[i] == target_tokens[i]  or  judge_probs[i] < threshold.
+    draft_tokens[i] == target_tokens[i]  or  allowed[i]
+where ``allowed`` marks the mismatches a lenient rule lets through:
+    judge:  ``judge_allows(judge_probs, threshold)``  (probability "important" < threshold)
+    top-K:  ``top_k_allows(draft_tokens, target_logits, k)``  (draft token in the target's top K)
 The first rejected position emits the target's token there; a fully accepted window emits
-the bonus token target_tokens[W]. threshold == 0 (or no judge) is lossless greedy
-speculative decoding; threshold > 1 accepts every drafted token.
+the bonus token target_tokens[W]. No ``allowed`` (or judge threshold 0, or top-K with K=1) is
+lossless greedy speculative decoding; a judge threshold > 1 accepts every drafted token.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ class Acceptance:
 
     num_accepted:   (...)       drafted tokens accepted, 0..W
     tokens:         (..., W+1)  accepted prefix, then the target's token; -1 after that
-    judge_accepted: (..., W)    True where an accepted token differs from the target's (judge said ok)
+    judge_accepted: (..., W)    True where an accepted token differs from the target's
+                                (the judge, or the top-K rule standing in for it, allowed it)
     """
 
     num_accepted: torch.Tensor
@@ -28,20 +32,16 @@ class Acceptance:
     judge_accepted: torch.Tensor
 
 
-def accept(
-    draft_tokens: torch.Tensor,
-    target_tokens: torch.Tensor,
-    judge_probs: torch.Tensor | None = None,
-    threshold: float = 0.0,
-) -> Acceptance:
+def accept(draft_tokens: torch.Tensor, target_tokens: torch.Tensor,
+           allowed: torch.Tensor | None = None) -> Acceptance:
     """Apply the rule to ``draft_tokens`` (..., W) given the target's argmax ``target_tokens``
-    (..., W+1) and the judge's "important" probabilities ``judge_probs`` (..., W)."""
+    (..., W+1) and the lenient rule's mask ``allowed`` (..., W) (None: exact matches only)."""
     width = draft_tokens.shape[-1]
     if target_tokens.shape[-1] != width + 1 or target_tokens.shape[:-1] != draft_tokens.shape[:-1]:
         raise ValueError(f"target_tokens must be (..., W+1) for draft_tokens (..., W); got "
                          f"{tuple(target_tokens.shape)} and {tuple(draft_tokens.shape)}")
     exact = draft_tokens == target_tokens[..., :width]
-    ok = exact if judge_probs is None else exact | (judge_probs < threshold)
+    ok = exact if allowed is None else exact | allowed
     prefix = torch.cumprod(ok.to(torch.int64), dim=-1).bool()   # accepted positions
     num_accepted = prefix.sum(-1)
     positions = torch.arange(width + 1, device=draft_tokens.device)
@@ -49,3 +49,20 @@ def accept(
     tokens = torch.where(positions < num_accepted.unsqueeze(-1), padded_draft, -1)
     tokens = torch.where(positions == num_accepted.unsqueeze(-1), target_tokens, tokens)
     return Acceptance(num_accepted, tokens, prefix & ~exact)
+
+
+def judge_allows(judge_probs: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Mismatches the judge lets through: probability of "important" below ``threshold``."""
+    return judge_probs < threshold
+
+
+def top_k_allows(draft_tokens: torch.Tensor, target_logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Top-K baseline: True where the draft token (..., W) is among the target's ``k`` best
+    tokens by ``target_logits`` (..., W, V). Ties rank the lower token id first, as argmax does,
+    so ``k == 1`` allows exactly the target's argmax (lossless)."""
+    if k < 1:
+        raise ValueError(f"top-K needs k >= 1, got {k}")
+    draft_logit = target_logits.gather(-1, draft_tokens.unsqueeze(-1))
+    vocab_ids = torch.arange(target_logits.shape[-1], device=target_logits.device)
+    ahead = (target_logits > draft_logit) | ((target_logits == draft_logit) & (vocab_ids < draft_tokens.unsqueeze(-1)))
+    return ahead.sum(-1) < k

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache
 
-from .acceptance import accept
+from .acceptance import accept, judge_allows, top_k_allows
 from .judge import Judge
 from .models import ModelPair
 from .stats import DecodingStats
@@ -48,9 +48,13 @@ class CachedModel:
         self.calls += 1
         return out.last_hidden_state[0]
 
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Next-token logits (T, V) for hidden states (T, H) (``W @ h.T``: faster than F.linear for few rows)."""
+        return (self.lm_head @ hidden.T).T
+
     def argmax(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Greedy next tokens (T,) for hidden states (T, H) (``W @ h.T``: faster than F.linear for few rows)."""
-        return (self.lm_head @ hidden.T).argmax(0)
+        """Greedy next tokens (T,) for hidden states (T, H)."""
+        return self.logits(hidden).argmax(-1)
 
     def crop(self, length: int) -> None:
         """Keep the first ``length`` cached tokens."""
@@ -66,11 +70,16 @@ def check_window(window) -> None:
 
 
 class SpeculativeDecoder:
-    """AutoJudge decoding for one ``ModelPair``. No judge (or threshold 0) is lossless."""
+    """AutoJudge decoding for one ``ModelPair``. No judge (or threshold 0) is lossless;
+    ``accept_top_k`` replaces the judge with the top-K baseline (K=1 is lossless)."""
 
     def __init__(self, pair: ModelPair, window: int = 8, judge: Judge | None = None,
-                 threshold: float | None = None):
+                 threshold: float | None = None, accept_top_k: int | None = None):
         check_window(window)
+        if accept_top_k is not None and (judge is not None or threshold):
+            raise ValueError("accept_top_k is an alternative to the judge: give one or the other")
+        if accept_top_k is not None and (not isinstance(accept_top_k, int) or accept_top_k < 1):
+            raise ValueError(f"accept_top_k must be an integer >= 1, got {accept_top_k!r}")
         if judge is not None:
             judge.check_models(pair.target.config.hidden_size, pair.draft.config.hidden_size,
                                pair.target_name, pair.draft_name)
@@ -78,6 +87,7 @@ class SpeculativeDecoder:
         self.window = window
         self.judge = judge
         self.threshold = judge.threshold if threshold is None and judge is not None else (threshold or 0.0)
+        self.accept_top_k = accept_top_k
         self.eos_ids = _eos_ids(pair)
 
     @torch.inference_mode()
@@ -113,12 +123,16 @@ class SpeculativeDecoder:
         drafted, draft_hidden = self._propose(tokens, draft, width)
         start = len(tokens) - 1
         hidden = target.feed([tokens[-1]] + drafted)          # rows: last token, d1..dW
-        target_tokens = target.argmax(hidden)
-        probs = None
+        logits = target.logits(hidden)
+        target_tokens = logits.argmax(-1)
+        draft_tokens = torch.tensor(drafted, dtype=torch.long, device=target_tokens.device)
+        allowed = None
         if self.judge is not None and width > 0:
             probs = self.judge.probability(self.judge.features(hidden[1:], draft_hidden))
-        result = accept(torch.tensor(drafted, dtype=torch.long, device=target_tokens.device),
-                        target_tokens, probs, self.threshold)
+            allowed = judge_allows(probs, self.threshold)
+        elif self.accept_top_k is not None and width > 0:
+            allowed = top_k_allows(draft_tokens, logits[:width], self.accept_top_k)
+        result = accept(draft_tokens, target_tokens, allowed)
         accepted = int(result.num_accepted)
         tokens.extend(result.tokens[: accepted + 1].tolist())
         target.crop(start + 1 + accepted)

@@ -3,7 +3,7 @@ import random
 import pytest
 import torch
 
-from autojudge_harness.acceptance import accept
+from autojudge_harness.acceptance import accept, judge_allows, top_k_allows
 
 
 def naive_accept(draft, target, probs, threshold):
@@ -31,7 +31,7 @@ def test_matches_naive_reference_on_random_cases(seed):
         threshold = rng.choice([0.0, 0.1, 0.5, 0.9, 1.0, 1.5])
         n, tokens, judged = naive_accept(draft, target, probs, threshold)
         got = accept(torch.tensor(draft), torch.tensor(target),
-                     None if probs is None else torch.tensor(probs), threshold)
+                     None if probs is None else judge_allows(torch.tensor(probs), threshold))
         assert int(got.num_accepted) == n
         assert got.tokens[: n + 1].tolist() == tokens
         assert (got.tokens[n + 1:] == -1).all()
@@ -44,9 +44,9 @@ def test_batched_rows_equal_single_rows():
     draft = torch.randint(0, 3, (64, 7))
     target = torch.randint(0, 3, (64, 8))
     probs = torch.rand(64, 7)
-    batched = accept(draft, target, probs, 0.4)
+    batched = accept(draft, target, judge_allows(probs, 0.4))
     for b in range(64):
-        single = accept(draft[b], target[b], probs[b], 0.4)
+        single = accept(draft[b], target[b], judge_allows(probs[b], 0.4))
         assert torch.equal(batched.tokens[b], single.tokens)
         assert torch.equal(batched.num_accepted[b], single.num_accepted)
         assert torch.equal(batched.judge_accepted[b], single.judge_accepted)
@@ -55,8 +55,8 @@ def test_batched_rows_equal_single_rows():
 def test_threshold_zero_is_lossless_and_above_one_accepts_all():
     draft, target = torch.tensor([1, 2, 3, 4]), torch.tensor([1, 9, 3, 4, 5])
     probs = torch.tensor([0.0, 0.0, 0.0, 0.0])
-    assert accept(draft, target, probs, 0.0).tokens.tolist() == [1, 9, -1, -1, -1]
-    full = accept(draft, target, torch.rand(4), 1.01)
+    assert accept(draft, target, judge_allows(probs, 0.0)).tokens.tolist() == [1, 9, -1, -1, -1]
+    full = accept(draft, target, judge_allows(torch.rand(4), 1.01))
     assert full.tokens.tolist() == [1, 2, 3, 4, 5] and full.judge_accepted.tolist() == [False, True, False, False]
 
 
@@ -65,3 +65,27 @@ def test_full_window_emits_bonus_and_shape_errors():
     assert accept(torch.tensor([], dtype=torch.long), torch.tensor([8])).tokens.tolist() == [8]
     with pytest.raises(ValueError, match="W\\+1"):
         accept(torch.tensor([1, 2]), torch.tensor([1, 2]))
+
+
+def test_top_k_one_is_lossless_and_larger_k_never_accepts_fewer():
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        width, vocab = int(torch.randint(1, 9, (1,), generator=gen)), int(torch.randint(2, 12, (1,), generator=gen))
+        logits = torch.randint(0, 4, (width + 1, vocab), generator=gen).float()  # many ties
+        target = logits.argmax(-1)
+        draft = torch.where(torch.rand(width, generator=gen) < 0.5, target[:width],
+                            torch.randint(0, vocab, (width,), generator=gen))
+        lossless = accept(draft, target)
+        top1 = accept(draft, target, top_k_allows(draft, logits[:width], 1))
+        assert torch.equal(top1.tokens, lossless.tokens) and not top1.judge_accepted.any()
+        counts = [int(accept(draft, target, top_k_allows(draft, logits[:width], k)).num_accepted)
+                  for k in range(1, vocab + 1)]
+        assert counts == sorted(counts) and counts[-1] == width   # K = V accepts everything
+
+
+def test_top_k_rank_matches_sorting():
+    logits = torch.tensor([[0.1, 3.0, 2.0, 3.0, -1.0]])
+    ranks = {tok: next(k for k in range(1, 6) if top_k_allows(torch.tensor([tok]), logits, k)) for tok in range(5)}
+    assert ranks == {1: 1, 3: 2, 2: 3, 0: 4, 4: 5}
+    with pytest.raises(ValueError, match="k >= 1"):
+        top_k_allows(torch.tensor([0]), logits, 0)
