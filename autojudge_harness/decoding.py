@@ -1,9 +1,16 @@
-"""HF speculative decoding with an optional judge: greedy, batch size 1, KV caches for both models.
+"""HF speculative decoding with an optional judge (or the top-K baseline): greedy, batch size 1.
 
 Each cycle the draft proposes up to W tokens one at a time; the target scores
 [last token, d1..dW] in one forward, giving W+1 argmax tokens and the hidden states at the
 drafted tokens' own positions (judge features); ``acceptance.accept`` decides; both KV caches
 are cropped back to the accepted prefix.
+
+Speed (measured in docs/decoding-speed.md): drafted tokens stay on the device (one host sync per
+cycle, plus one when the judge must look at dW); for DD-DT the draft's feature row of dW costs one
+more draft forward, paid only when it can change the outcome (d1..d(W-1) accepted, dW != target);
+the judge's weights live on the models' device. ``compile=True`` swaps in a preallocated static KV
+cache and ``torch.compile``s the short (<= W+1 token) forwards -- for GPUs, where per-kernel launch
+overhead dominates a small model; on CPU it measured no faster (the forwards are memory-bound).
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import time
 from dataclasses import dataclass
 
 import torch
-from transformers import DynamicCache
+from transformers import DynamicCache, StaticCache
 
 from .acceptance import accept, judge_allows, top_k_allows
 from .judge import Judge
@@ -31,20 +38,34 @@ class Generation:
 
 
 class CachedModel:
-    """A causal LM with its KV cache: feed tokens, get last-layer hidden states; crop to roll back."""
+    """A causal LM with its KV cache: feed tokens, get last-layer hidden states; crop to roll back.
 
-    def __init__(self, model: torch.nn.Module):
+    ``static_length`` preallocates a static cache of that many tokens (needed by ``compiled``
+    forwards); otherwise the cache grows dynamically."""
+
+    def __init__(self, model: torch.nn.Module, static_length: int | None = None, compiled=None):
         self.model = model
         self.lm_head = model.get_output_embeddings().weight
-        self.cache = DynamicCache(config=model.config)
+        self.device = self.lm_head.device
+        self.cache = (StaticCache(config=model.config, max_cache_len=static_length) if static_length
+                      else DynamicCache(config=model.config))
+        self.capacity = static_length
+        self.compiled = compiled
         self.length = 0
         self.calls = 0
 
-    def feed(self, token_ids: list[int]) -> torch.Tensor:
-        """Append ``token_ids`` to the cache; return their hidden states (T, H) after the final norm."""
-        ids = torch.tensor([token_ids], device=self.lm_head.device)
-        out = self.model.model(input_ids=ids, cache=self.cache, use_cache=True)
-        self.length += len(token_ids)
+    def reset(self) -> None:
+        """Empty the cache (kept allocated) and the call count."""
+        self.crop(0)
+        self.calls = 0
+
+    def feed(self, token_ids) -> torch.Tensor:
+        """Append ``token_ids`` (list or 1-D tensor) to the cache; return their hidden states (T, H)
+        after the final norm."""
+        ids = torch.as_tensor(token_ids, device=self.device).view(1, -1)
+        forward = self.compiled if self.compiled is not None and self.length else self.model.model
+        out = forward(input_ids=ids, cache=self.cache, use_cache=True)
+        self.length += ids.shape[1]
         self.calls += 1
         return out.last_hidden_state[0]
 
@@ -74,7 +95,7 @@ class SpeculativeDecoder:
     ``accept_top_k`` replaces the judge with the top-K baseline (K=1 is lossless)."""
 
     def __init__(self, pair: ModelPair, window: int = 8, judge: Judge | None = None,
-                 threshold: float | None = None, accept_top_k: int | None = None):
+                 threshold: float | None = None, accept_top_k: int | None = None, compile: bool = False):
         check_window(window)
         if accept_top_k is not None and (judge is not None or threshold):
             raise ValueError("accept_top_k is an alternative to the judge: give one or the other")
@@ -83,12 +104,16 @@ class SpeculativeDecoder:
         if judge is not None:
             judge.check_models(pair.target.config.hidden_size, pair.draft.config.hidden_size,
                                pair.target_name, pair.draft_name)
+            judge = judge.to(pair.target.device)
         self.pair = pair
         self.window = window
         self.judge = judge
         self.threshold = judge.threshold if threshold is None and judge is not None else (threshold or 0.0)
         self.accept_top_k = accept_top_k
         self.eos_ids = _eos_ids(pair)
+        self.compiled = ((torch.compile(pair.target.model, dynamic=False), torch.compile(pair.draft.model, dynamic=False))
+                         if compile else None)
+        self._static_models: tuple[CachedModel, CachedModel] | None = None
 
     @torch.inference_mode()
     def generate(self, prompt_ids: list[int], max_new_tokens: int = 256, stop: tuple[str, ...] = ()) -> Generation:
@@ -99,7 +124,7 @@ class SpeculativeDecoder:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         start = time.perf_counter()
         stats = DecodingStats(requests=1)
-        target, draft = CachedModel(self.pair.target), CachedModel(self.pair.draft)
+        target, draft = self._cached_models(len(prompt_ids) + max_new_tokens + self.window + 1)
         tokens = list(prompt_ids)
         tokens.append(int(target.argmax(target.feed(tokens)[-1:])[0]))
         draft.feed(tokens[:-1])
@@ -117,24 +142,36 @@ class SpeculativeDecoder:
         stats.wall_time_s = time.perf_counter() - start
         return Generation(new, text, stats, reason)
 
+    def _cached_models(self, length: int) -> tuple[CachedModel, CachedModel]:
+        """Fresh dynamic caches; or, when compiled, the decoder's static caches emptied (reallocated
+        only when a request needs more than ``length`` tokens, which recompiles)."""
+        if self.compiled is None:
+            return CachedModel(self.pair.target), CachedModel(self.pair.draft)
+        if self._static_models is None or self._static_models[0].capacity < length:
+            length = max(length, 2048)
+            self._static_models = (CachedModel(self.pair.target, length, self.compiled[0]),
+                                   CachedModel(self.pair.draft, length, self.compiled[1]))
+        for model in self._static_models:
+            model.reset()
+        return self._static_models
+
     def _cycle(self, tokens: list[int], target: CachedModel, draft: CachedModel, width: int,
                stats: DecodingStats) -> None:
         """One draft window + verification; extends ``tokens`` in place."""
-        drafted, draft_hidden = self._propose(tokens, draft, width)
+        drafted, draft_rows = self._propose(tokens, draft, width)
         start = len(tokens) - 1
-        hidden = target.feed([tokens[-1]] + drafted)          # rows: last token, d1..dW
-        logits = target.logits(hidden)
+        hidden = target.feed(torch.cat([torch.tensor(tokens[-1:], device=target.device), drafted]))
+        logits = target.logits(hidden)                        # rows: last token, d1..dW
         target_tokens = logits.argmax(-1)
-        draft_tokens = torch.tensor(drafted, dtype=torch.long, device=target_tokens.device)
         allowed = None
-        if self.judge is not None and width > 0:
-            probs = self.judge.probability(self.judge.features(hidden[1:], draft_hidden))
-            allowed = judge_allows(probs, self.threshold)
-        elif self.accept_top_k is not None and width > 0:
-            allowed = top_k_allows(draft_tokens, logits[:width], self.accept_top_k)
-        result = accept(draft_tokens, target_tokens, allowed)
-        accepted = int(result.num_accepted)
-        tokens.extend(result.tokens[: accepted + 1].tolist())
+        if width and self.judge is not None:
+            allowed = self._judge_allows(drafted, target_tokens, hidden[1:], draft_rows, draft)
+        elif width and self.accept_top_k is not None:
+            allowed = top_k_allows(drafted, logits[:width], self.accept_top_k)
+        result = accept(drafted, target_tokens, allowed)
+        emitted = [t for t in result.tokens.tolist() if t >= 0]   # the cycle's one host sync
+        accepted = len(emitted) - 1
+        tokens.extend(emitted)
         target.crop(start + 1 + accepted)
         draft.crop(min(draft.length, start + 1 + accepted))
         if width:
@@ -145,20 +182,35 @@ class SpeculativeDecoder:
             stats.accepted_exact += accepted - judged
 
     def _propose(self, tokens: list[int], draft: CachedModel, width: int):
-        """Greedy draft tokens d1..dW and, when the judge needs them, the draft's hidden states
-        at those tokens' positions (one extra forward for dW)."""
+        """Greedy draft tokens d1..dW (a device tensor) and, for a DD-DT judge, the draft's hidden
+        states at d1..d(W-1) (produced by feeding them while drafting)."""
         drafted, rows = [], []
-        pending = tokens[draft.length:]
-        need_hidden = self.judge is not None and self.judge.feature_kind == "DD-DT"
-        for i in range(width + (1 if need_hidden and width else 0)):
-            hidden = draft.feed(pending)
-            if i:
-                rows.append(hidden[-1])
-            if i == width:
-                break
-            drafted.append(int(draft.argmax(hidden[-1:])[0]))
-            pending = drafted[-1:]
-        return drafted, (torch.stack(rows) if need_hidden and rows else None)
+        step = tokens[draft.length:]
+        for _ in range(width):
+            hidden = draft.feed(step)
+            rows.append(hidden[-1])
+            step = draft.argmax(hidden[-1:])
+            drafted.append(step)
+        keep_rows = self.judge is not None and self.judge.feature_kind == "DD-DT"
+        drafted = torch.cat(drafted) if drafted else torch.zeros(0, dtype=torch.long, device=draft.device)
+        return drafted, (torch.stack(rows[1:]) if keep_rows and width > 1 else None)
+
+    def _judge_allows(self, drafted, target_tokens, target_rows, draft_rows, draft: CachedModel) -> torch.Tensor:
+        """The judge's verdicts for d1..dW. DD-DT needs the draft's row at dW (one more draft
+        forward): computed only when it can change the outcome, else dW is left to the exact rule."""
+        if self.judge.feature_kind == "DT":
+            return judge_allows(self.judge.probability(self.judge.features(target_rows, None)), self.threshold)
+        width = drafted.shape[0]
+        head = torch.zeros(0, dtype=torch.bool, device=drafted.device)
+        if width > 1:
+            head = judge_allows(self.judge.probability(self.judge.features(target_rows[:-1], draft_rows)),
+                                self.threshold)
+        exact = drafted == target_tokens[:width]
+        if bool((exact[:-1] | head).all() & ~exact[-1]):
+            last_row = draft.feed(drafted[-1:])
+            last = self.judge.probability(self.judge.features(target_rows[-1:], last_row))
+            return torch.cat([head, judge_allows(last, self.threshold)])
+        return torch.cat([head, torch.zeros(1, dtype=torch.bool, device=drafted.device)])
 
     def _finish_reason(self, new: list[int], max_new_tokens: int, stop: tuple[str, ...]) -> str | None:
         if any(t in self.eos_ids for t in new):

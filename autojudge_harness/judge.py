@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -50,6 +50,10 @@ class Judge:
     threshold_table: list = field(default_factory=list)
     training: dict = field(default_factory=dict)
     path: str = ""
+
+    def to(self, device) -> "Judge":
+        """This judge with its weights on ``device`` (fp32 kept)."""
+        return replace(self, weight=self.weight.to(device), bias=self.bias.to(device))
 
     @property
     def feature_size(self) -> int:

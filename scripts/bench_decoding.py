@@ -1,8 +1,11 @@
 """Time decoding modes on N prompts of an lm-eval task, in one process with one loaded pair.
 
 Modes: target-only greedy (transformers ``generate``), transformers assisted generation with the
-same draft (lossless anchor), our lossless speculative decoding, and AutoJudge with a judge file
-(skipped when none is given). Prints a markdown table and writes JSON.
+same draft (lossless anchor), our lossless speculative decoding, the judge at threshold 0 (same
+tokens as lossless: its extra time is the judge's overhead), AutoJudge with the judge's threshold
+(judge rows skipped when there is no judge file) and optionally the top-K baseline. Each prompt
+runs every mode in turn, so load changes on a shared machine hit all modes alike. Prints a
+markdown table and writes JSON.
 
     python scripts/bench_decoding.py --preset smollm2-135m --task autojudge_gsm8k_bundled -n 5
 """
@@ -56,44 +59,54 @@ def run(args) -> dict:
         "target greedy (HF generate)": lambda p: hf_generate(pair, p, args.max_new_tokens),
         "HF assisted generation": lambda p: hf_generate(pair, p, args.max_new_tokens, pair.draft, args.window),
     }
-    lossless = SpeculativeDecoder(pair, window=args.window)
+    lossless = SpeculativeDecoder(pair, window=args.window, compile=args.compile)
     modes["ours, lossless"] = lossless
     if args.judge:
         judge = load_judge(args.judge)
+        modes["ours, judge t=0 (judge overhead)"] = SpeculativeDecoder(pair, window=args.window, judge=judge,
+                                                                        threshold=0.0, compile=args.compile)
         modes[f"ours, AutoJudge t={args.threshold if args.threshold is not None else judge.threshold:g}"] = \
-            SpeculativeDecoder(pair, window=args.window, judge=judge, threshold=args.threshold)
+            SpeculativeDecoder(pair, window=args.window, judge=judge, threshold=args.threshold, compile=args.compile)
+    if args.top_k:
+        modes[f"ours, top-{args.top_k}"] = SpeculativeDecoder(pair, window=args.window, accept_top_k=args.top_k,
+                                                              compile=args.compile)
 
-    hf_generate(pair, prompts[0][:16], 4)  # warm-up: first calls pay one-off allocation costs
-    reference: list[list[int]] = []
-    rows = []
-    for name, mode in modes.items():
-        outputs, seconds, stats = [], 0.0, None
-        for prompt in tqdm(prompts, desc=name):
+    hf_generate(pair, prompts[0][:16], 4)   # warm-up: first calls pay one-off allocation (and compile) costs
+    hf_generate(pair, prompts[0][:16], 4, pair.draft, args.window)
+    for mode in modes.values():
+        if isinstance(mode, SpeculativeDecoder):
+            mode.generate(prompts[0][:16], 4)
+    outputs = {name: [] for name in modes}
+    seconds = dict.fromkeys(modes, 0.0)
+    stats = dict.fromkeys(modes)
+    for prompt in tqdm(prompts, desc="prompts (every mode in turn)"):   # interleaved: load drift hits all modes
+        for name, mode in modes.items():
             if isinstance(mode, SpeculativeDecoder):
                 generation = mode.generate(prompt, args.max_new_tokens)
                 new, took = generation.token_ids, generation.stats.wall_time_s
-                stats = generation.stats if stats is None else stats + generation.stats
+                stats[name] = generation.stats if stats[name] is None else stats[name] + generation.stats
             else:
                 new, took = mode(prompt)
-            outputs.append(new)
-            seconds += took
-        if not reference:
-            reference = outputs
-        tokens = sum(len(o) for o in outputs)
-        answers = [extract_final_answer(decode(o)) for o in outputs]
-        ref_answers = [extract_final_answer(decode(o)) for o in reference]
-        summary = stats.summary() if stats else {}
+            outputs[name].append(new)
+            seconds[name] += took
+    reference = outputs["target greedy (HF generate)"]
+    ref_answers = [extract_final_answer(decode(o)) for o in reference]
+    rows = []
+    for name in modes:
+        tokens = sum(len(o) for o in outputs[name])
+        answers = [extract_final_answer(decode(o)) for o in outputs[name]]
+        summary = stats[name].summary() if stats[name] else {}
         rows.append({
-            "mode": name, "wall_time_s": seconds, "generated_tokens": tokens,
-            "tokens_per_second": tokens / seconds,
+            "mode": name, "wall_time_s": seconds[name], "generated_tokens": tokens,
+            "tokens_per_second": tokens / seconds[name],
             "accepted_per_cycle": summary.get("accepted_per_cycle"),
-            "target_calls": summary.get("target_calls"),
-            "identical_to_target": outputs == reference,
+            "target_calls": summary.get("target_calls"), "draft_calls": summary.get("draft_calls"),
+            "identical_to_target": outputs[name] == reference,
             "answer_agreement": sum(answers_equal(a, b) or (a is None and b is None)
-                                    for a, b in zip(answers, ref_answers)) / len(outputs),
+                                    for a, b in zip(answers, ref_answers)) / len(reference),
         })
     return {"task": args.task, "n": len(prompts), "max_new_tokens": args.max_new_tokens, "window": args.window,
-            "target": pair.target_name, "draft": pair.draft_name, "judge": args.judge,
+            "target": pair.target_name, "draft": pair.draft_name, "judge": args.judge, "compile": args.compile,
             "threads": args.threads, "device": args.device, "dtype": args.dtype, "rows": rows}
 
 
@@ -101,12 +114,12 @@ def print_table(result: dict) -> None:
     print(f"\n{result['task']}, n={result['n']}, max_new_tokens={result['max_new_tokens']}, W={result['window']}, "
           f"target={result['target']}, draft={result['draft']}, {result['device']}/{result['dtype']}, "
           f"{result['threads']} threads")
-    print("| mode | wall s | tokens | tok/s | speed vs target | accepted/cycle | target calls | identical to target | answer agreement |")
-    print("|---|---:|---:|---:|---:|---:|---:|---|---:|")
+    print("| mode | wall s | tokens | tok/s | speed vs target | accepted/cycle | target calls | draft calls | identical to target | answer agreement |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     base = result["rows"][0]["tokens_per_second"]
     for r in result["rows"]:
         apc = "-" if r["accepted_per_cycle"] is None else f"{r['accepted_per_cycle']:.2f}"
-        calls = "-" if r["target_calls"] is None else r["target_calls"]
+        calls = "- | -" if r["target_calls"] is None else f"{r['target_calls']} | {r['draft_calls']}"
         print(f"| {r['mode']} | {r['wall_time_s']:.1f} | {r['generated_tokens']} | {r['tokens_per_second']:.1f} | "
               f"{r['tokens_per_second'] / base:.2f}x | {apc} | {calls} | "
               f"{'yes' if r['identical_to_target'] else 'no'} | {r['answer_agreement']:.2f} |")
@@ -128,6 +141,8 @@ def main(argv=None) -> None:
     p.add_argument("--dtype", default="float32")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--top-k", type=int, help="add a row for the top-K baseline with this K")
+    p.add_argument("--compile", action="store_true", help="static KV cache + torch.compile for our modes (GPU)")
     p.add_argument("--out-json", type=Path, default=Path("bench_decoding.json"))
     args = p.parse_args(argv)
     result = run(args)

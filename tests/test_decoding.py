@@ -96,3 +96,89 @@ def test_bad_arguments(tiny_pair, tmp_path):
                       weight=torch.zeros(size), bias=0.0, threshold=0.5, threshold_table=[], training={})
     with pytest.raises(JudgeFileError, match="target hidden size"):
         SpeculativeDecoder(tiny_pair, judge=load_judge(path))
+
+
+def naive_speculative(pair, prompt, max_new_tokens, window, judge=None, threshold=0.0, top_k=None):
+    """The protocol read literally, with no KV caches: every forward recomputes from scratch."""
+    lm_head = pair.target.get_output_embeddings().weight
+
+    @torch.no_grad()
+    def hidden(model, ids):
+        return model.model(input_ids=torch.tensor([ids])).last_hidden_state[0]
+
+    seq = list(prompt)
+    seq.append(int((hidden(pair.target, seq)[-1] @ lm_head.T).argmax()))
+    while len(seq) - len(prompt) < max_new_tokens:
+        width = min(window, max_new_tokens - (len(seq) - len(prompt)) - 1)
+        drafted = []
+        for _ in range(width):
+            drafted.append(int((hidden(pair.draft, seq + drafted)[-1] @ lm_head.T).argmax()))
+        target_rows = hidden(pair.target, seq + drafted)[len(seq) - 1:]      # last token, d1..dW
+        draft_rows = hidden(pair.draft, seq + drafted)[len(seq):]            # d1..dW
+        logits = target_rows @ lm_head.T
+        emitted = []
+        for i, d in enumerate(drafted):
+            ok = d == int(logits[i].argmax())
+            if not ok and judge is not None:
+                features = judge.features(target_rows[i + 1: i + 2], draft_rows[i: i + 1])
+                ok = float(judge.probability(features)[0]) < threshold
+            if not ok and top_k is not None:
+                ok = int((logits[i] > logits[i, d]).sum()) < top_k
+            if not ok:
+                break
+            emitted.append(d)
+        emitted.append(int(logits[len(emitted)].argmax()))
+        seq += emitted
+    return seq[len(prompt): len(prompt) + max_new_tokens]
+
+
+@pytest.mark.parametrize("kind,threshold", [("DT", 0.5), ("DD-DT", 0.5), ("DD-DT", 0.7)])
+def test_judge_decoding_equals_naive_uncached_loop(no_eos, tmp_path, kind, threshold):
+    pair = no_eos
+    judge = make_judge(tmp_path, pair, kind)
+    decoder = SpeculativeDecoder(pair, 5, judge, threshold=threshold)
+    judged = 0
+    for seed in range(4):
+        prompt = torch.randint(1, 96, (4 + seed,), generator=torch.Generator().manual_seed(seed)).tolist()
+        gen = decoder.generate(prompt, 33)
+        assert gen.token_ids == naive_speculative(pair, prompt, 33, 5, judge, threshold)
+        judged += gen.stats.accepted_judge
+    assert judged > 0   # the judge did accept mismatches, so the comparison covers it
+
+
+def test_top_k_decoding_equals_naive_loop_and_k1_is_lossless(no_eos):
+    pair = no_eos
+    prompt = [7, 3, 60, 12]
+    greedy = greedy_reference(pair.target, prompt, 30)
+    assert SpeculativeDecoder(pair, 4, accept_top_k=1).generate(prompt, 30).token_ids == greedy
+    accepted = []
+    for k in (1, 2, 5, 20):
+        gen = SpeculativeDecoder(pair, 4, accept_top_k=k).generate(prompt, 30)
+        assert gen.token_ids == naive_speculative(pair, prompt, 30, 4, top_k=k)
+        accepted.append(gen.stats.accepted_tokens)
+    assert accepted[-1] > accepted[0]   # per-window monotonicity in K: tests/test_acceptance.py
+    with pytest.raises(ValueError, match="one or the other"):
+        SpeculativeDecoder(pair, 4, threshold=0.5, accept_top_k=2)
+    with pytest.raises(ValueError, match="accept_top_k must be an integer >= 1"):
+        SpeculativeDecoder(pair, 4, accept_top_k=0)
+
+
+def test_dd_dt_judge_pays_the_extra_draft_forward_only_when_it_matters(no_eos, tmp_path):
+    """Threshold 0: the judge can never change the outcome, so a DD-DT decoder makes exactly the
+    lossless decoder's draft calls, except in cycles where d1..d(W-1) matched and dW did not."""
+    pair = no_eos
+    prompt = [5, 17, 33, 2, 9]
+    lossless = SpeculativeDecoder(pair, 4).generate(prompt, 40).stats
+    judged = SpeculativeDecoder(pair, 4, make_judge(tmp_path, pair, "DD-DT"), threshold=0.0).generate(prompt, 40).stats
+    assert judged.draft_calls - lossless.draft_calls < lossless.cycles
+    assert judged.target_calls == lossless.target_calls
+
+
+def test_compiled_static_cache_decoding_equals_eager(no_eos, tmp_path):
+    pair = no_eos
+    judge = make_judge(tmp_path, pair, "DD-DT")
+    eager = SpeculativeDecoder(pair, 3, judge, threshold=0.5)
+    compiled = SpeculativeDecoder(pair, 3, judge, threshold=0.5, compile=True)
+    for prompt in ([5, 17, 33, 2, 9], [40, 41]):   # the second request reuses the static caches
+        a, b = eager.generate(prompt, 20), compiled.generate(prompt, 20)
+        assert a.token_ids == b.token_ids and a.stats.draft_calls == b.stats.draft_calls

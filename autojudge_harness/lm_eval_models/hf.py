@@ -1,7 +1,8 @@
 """lm-eval model ``autojudge_hf``: AutoJudge decoding on transformers models (CPU or GPU).
 
 model_args (flat ``key=value``): pretrained (target), draft, judge (judge file), threshold,
-window, dtype, device, preset (named pair, e.g. ``smollm2-135m``), sample_stats_path.
+accept_top_k (the top-K baseline instead of a judge), window, dtype, device, compile (static KV
+cache + torch.compile, for GPUs), preset (named pair, e.g. ``smollm2-135m``), sample_stats_path.
 ``generate_until`` runs AutoJudge decoding one request at a time (the paper's batch size 1);
 loglikelihood requests go to the target through lm-eval's HFLM unchanged.
 """
@@ -35,27 +36,47 @@ def _resolve_device(device: str | None) -> str:
     return str(device)
 
 
+def _as_bool(value) -> bool:
+    """lm-eval passes model_args as strings or already-parsed values."""
+    if isinstance(value, str):
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(f"expected true/false, got {value!r}")
+        return value.lower() in ("true", "1")
+    return bool(value)
+
+
 class AutoJudgeHFLM(HFLM):
     """HFLM whose generation is AutoJudge speculative decoding with a draft model and a judge."""
 
     def __init__(self, pretrained: str | None = None, draft: str | None = None, judge: str | None = None,
-                 threshold: float | None = None, window: int | None = None, dtype: str = "auto",
-                 device: str | None = None, preset: str | None = None, sample_stats_path: str | None = None,
-                 batch_size: int | str | None = 1, max_length: int | None = None, **kwargs):
+                 threshold: float | None = None, accept_top_k: int | None = None, window: int | None = None,
+                 dtype: str = "auto", device: str | None = None, compile: bool = False, preset: str | None = None,
+                 sample_stats_path: str | None = None, batch_size: int | str | None = 1,
+                 max_length: int | None = None, **kwargs):
         config = pair_config(preset, pretrained, draft, judge, window)
         device = _resolve_device(device)
         if dtype == "auto":
             dtype = "bfloat16" if str(device).startswith("cuda") else "float32"
-        window, judge = config.window, config.judge
-        check_window(window)
+        check_window(config.window)
         self.pair = load_pair(config.target, config.draft, dtype=dtype, device=device)
-        self.decoder = SpeculativeDecoder(self.pair, window=window, judge=load_judge(judge) if judge else None,
-                                          threshold=None if threshold is None else float(threshold))
         super().__init__(pretrained=self.pair.target, tokenizer=self.pair.tokenizer,
                          batch_size=batch_size, max_length=max_length, **kwargs)
-        self.autojudge_args = {"target": self.pair.target_name, "draft": self.pair.draft_name,
-                               "judge": judge, "threshold": self.decoder.threshold, "window": window,
-                               "dtype": dtype, "device": str(device), "preset": preset}
+        self.run_args = {"target": self.pair.target_name, "draft": self.pair.draft_name, "window": config.window,
+                         "dtype": dtype, "device": str(device), "compile": _as_bool(compile), "preset": preset}
+        self.configure(judge=config.judge if accept_top_k is None or judge else None,  # top-K replaces a preset's judge
+                       threshold=threshold, accept_top_k=accept_top_k, sample_stats_path=sample_stats_path)
+
+    def configure(self, judge: str | None = None, threshold: float | None = None, accept_top_k: int | None = None,
+                  sample_stats_path: str | Path | None = None) -> None:
+        """Set the acceptance rule (judge file + threshold, top-K, or neither: lossless) for the next
+        evaluation, keeping the loaded models; statistics start from zero."""
+        self.decoder = SpeculativeDecoder(self.pair, window=self.run_args["window"],
+                                          judge=load_judge(judge) if judge else None,
+                                          threshold=None if threshold is None else float(threshold),
+                                          accept_top_k=None if accept_top_k is None else int(accept_top_k),
+                                          compile=self.run_args["compile"])
+        self.autojudge_args = {**self.run_args, "judge": judge, "threshold": self.decoder.threshold,
+                               "accept_top_k": self.decoder.accept_top_k}
         self.sample_stats: list[dict] = []
         self.total_stats = DecodingStats()
         self.sample_stats_path = Path(sample_stats_path) if sample_stats_path else self._default_stats_path()

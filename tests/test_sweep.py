@@ -1,0 +1,103 @@
+"""Sweep: point order, Pareto front, combined leaderboard, and a real one-process run."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from autojudge_harness.judge import Judge
+from autojudge_harness.sweep import SweepPoint, combine, default_thresholds, pareto_front, plot_sweep, sweep_points
+
+REPO = Path(__file__).resolve().parents[1]
+TASK = "autojudge_gsm8k_bundled"
+
+
+def test_points_are_lossless_first_then_sorted_and_validated():
+    points = sweep_points([0.5, 0.1, 0.5], [4, 2])
+    assert [p.label for p in points] == ["lossless", "judge t=0.1", "judge t=0.5", "top-2", "top-4"]
+    assert points[1].slug == "judge_t_0.1"
+    with pytest.raises(ValueError, match="K >= 1"):
+        sweep_points([0.1], [0])
+    with pytest.raises(ValueError, match=">= 0"):
+        sweep_points([-0.1], [])
+
+
+def test_default_thresholds_spread_over_the_table_and_include_the_judges_own():
+    table = [{"threshold": t / 100} for t in range(0, 26)]
+    judge = Judge("DT", 4, 4, "t", "d", 0.137, None, None, threshold_table=table)
+    assert default_thresholds(judge, 6) == [0.0, 0.05, 0.1, 0.137, 0.15, 0.2, 0.25]
+
+
+def test_pareto_front():
+    rows = [{"label": "a", "x": 1.0, "y": 0.9}, {"label": "b", "x": 2.0, "y": 0.9},
+            {"label": "c", "x": 3.0, "y": 0.5}, {"label": "d", "x": 2.5, "y": 0.4}]
+    assert pareto_front(rows, "x", "y") == ["b", "c"]
+
+
+def _run(metric, apc, tps, judge_share=0.0, answers=None):
+    stats = {"accepted_per_cycle": apc, "tokens_per_cycle": apc + 1, "judge_accepted_fraction": judge_share,
+             "tokens_per_second": tps, "generated_tokens": 100, "wall_time_s": 100 / tps, "target_calls": 30,
+             "draft_calls": 200, "cycles": 25, "requests": 2}
+    results = {"results": {TASK: {"alias": TASK, "exact_match,strict-match": metric,
+                                  "exact_match_stderr,strict-match": 0.01}},
+               "config": {"limit": 2, "autojudge": {"stats": stats, "target": "T", "draft": "D", "window": 8,
+                                                    "judge": "j.safetensors"}}}
+    return results, answers or {"0": {"strict-match": ["1"]}, "1": {"strict-match": ["2"]}}
+
+
+def test_combine_is_relative_to_lossless_and_writes_a_plot(tmp_path):
+    runs = [(SweepPoint("lossless"), *_run(0.5, 2.0, 10.0), Path("l.json")),
+            (SweepPoint("judge", threshold=0.3), *_run(0.5, 3.0, 12.0, 0.2), Path("j.json")),
+            (SweepPoint("top-k", k=4), *_run(0.25, 4.0, 15.0, 0.5, {"0": {"strict-match": ["1"]},
+                                                                     "1": {"strict-match": ["7"]}}), Path("k.json"))]
+    combined = combine(runs, TASK)
+    assert combined["metric"] == "exact_match,strict-match" and combined["judge"] == "j.safetensors"
+    rows = {r["label"]: r for r in combined["points"]}
+    assert rows["lossless"]["speed_vs_lossless"] == 1.0 and rows["judge t=0.3"]["speed_vs_lossless"] == 1.2
+    assert rows["top-4"]["accepted_per_cycle_vs_lossless"] == 2.0
+    assert rows["top-4"]["agreement_with_lossless"] == 0.5 and rows["judge t=0.3"]["agreement_with_lossless"] == 1.0
+    assert rows["judge t=0.3"]["metric_stderr"] == 0.01
+    assert combined["pareto"]["accepted_per_cycle"] == ["judge t=0.3", "top-4"]
+    plot_sweep(combined, tmp_path / "s.png")
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="lossless"):
+        combine(runs[1:], TASK)
+    with pytest.raises(ValueError, match="not in"):
+        combine(runs, TASK, metric="pass@1,none")
+
+
+@pytest.mark.slow
+def test_sweep_on_the_embedded_pair_in_one_process(tmp_path, embedded_pair, monkeypatch):
+    from lm_eval.tasks import TaskManager
+
+    from autojudge_harness.lm_eval_models.hf import AutoJudgeHFLM
+    from autojudge_harness.models import PRESETS
+    from autojudge_harness.sweep import run_sweep
+
+    loads = []
+    monkeypatch.setattr("autojudge_harness.lm_eval_models.hf.load_pair",
+                        lambda *a, **k: loads.append(a) or embedded_pair)
+    lm = AutoJudgeHFLM(preset="smollm2-135m", window=4, device="cpu")
+    judge = str(REPO / PRESETS["smollm2-135m"].judge)
+    points = sweep_points([0.0, 1.01], [1, 3])
+    kwargs = dict(task_manager=TaskManager(include_path=str(REPO / "tasks")), limit=2,
+                  gen_kwargs="max_gen_toks=20", apply_chat_template=True)
+    combined = run_sweep(lm, points, TASK, tmp_path, judge, **kwargs)
+    assert len(loads) == 1   # one model load for all five points
+    rows = {r["label"]: r for r in combined["points"]}
+    assert list(rows) == ["lossless", "judge t=0", "judge t=1.01", "top-1", "top-3"]
+    lossless = rows["lossless"]
+    for same in ("judge t=0", "top-1"):   # lossless rules: the same tokens, no judge-accepted ones
+        assert rows[same]["agreement_with_lossless"] == 1.0 and rows[same]["judge_accepted_fraction"] == 0.0
+        assert rows[same]["generated_tokens"] == lossless["generated_tokens"]
+        assert rows[same]["accepted_per_cycle"] == lossless["accepted_per_cycle"]
+    assert rows["judge t=1.01"]["accepted_per_cycle"] == 4.0   # every drafted token accepted
+    assert rows["top-3"]["accepted_per_cycle"] >= lossless["accepted_per_cycle"]
+    assert all(r["tokens_per_second"] > 0 and r["requests"] == 2 for r in rows.values())
+    assert json.loads((tmp_path / "sweep.json").read_text()) == combined
+    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    point_file = Path(rows["top-3"]["results_file"])
+    assert json.loads(point_file.read_text())["config"]["autojudge"]["accept_top_k"] == 3
+    stamp = point_file.stat().st_mtime_ns
+    assert run_sweep(lm, points, TASK, tmp_path, judge, **kwargs) == combined   # resumed: nothing re-run
+    assert point_file.stat().st_mtime_ns == stamp
