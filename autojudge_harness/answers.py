@@ -14,10 +14,11 @@ Contract (pure Python, no heavy imports):
 
 from __future__ import annotations
 
-import json
 import re
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+
+from .jsonl import iter_jsonl_objects
 
 # A number: optional sign and "$", digits (with well-formed thousands commas), optional decimals.
 # Not preceded by a word character or ".", so "3-4" yields 4 (not -4) and "v2" yields nothing.
@@ -75,25 +76,15 @@ def read_gsm8k_jsonl(path: str | Path) -> list[dict]:
     or an answer without "#### <number>"; also for a file with no rows.
     """
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: invalid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{where}: expected a JSON object")
-            for field in ("question", "answer"):
-                if not isinstance(row.get(field), str):
-                    raise ValueError(f"{where}: missing or non-string field {field!r}")
-            try:
-                gold_answer(row["answer"])
-            except ValueError as err:
-                raise ValueError(f"{where}: {err}") from None
-            rows.append({"question": row["question"], "answer": row["answer"]})
+    for where, _, row in iter_jsonl_objects(path):
+        for field in ("question", "answer"):
+            if not isinstance(row.get(field), str):
+                raise ValueError(f"{where}: missing or non-string field {field!r}")
+        try:
+            gold_answer(row["answer"])
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+        rows.append({"question": row["question"], "answer": row["answer"]})
     if not rows:
         raise ValueError(f"{path}: no problems")
     return rows

@@ -101,21 +101,35 @@ def threshold_for_recall(probs: np.ndarray, labels: np.ndarray, recall: float) -
     return float(max(ok))
 
 
+def select_questions(arrays: dict, question_ids, where) -> dict:
+    """The rows of ``arrays`` whose question id is in ``question_ids``; ValueError if none."""
+    wanted = np.asarray(sorted(set(int(q) for q in question_ids)), dtype=np.int64)
+    mask = np.isin(arrays["question_ids"], wanted)
+    if not mask.any():
+        raise ValueError(f"{where}: no mined mismatches among the {len(wanted)} selected questions")
+    n = len(mask)
+    return {k: (v[mask] if getattr(v, "shape", ())[:1] == (n,) else v) for k, v in arrays.items()}
+
+
 def train(features: str | Path, out: str | Path, feature_kind: str = "DD-DT", recall: float = 0.9,
           seed: int = 0, target_model: str | None = None, draft_model: str | None = None,
-          grid=C_GRID) -> dict:
-    """Fit both feature kinds, write ``out`` (judge), ``out``.report.json and ``out``.report.png."""
+          grid=C_GRID, question_ids=None, val_fraction: float = 0.1) -> dict:
+    """Fit both feature kinds, write ``out`` (judge), ``out``.report.json and ``out``.report.png.
+    ``question_ids``: train on the mismatches of these questions only (e.g. LiveCodeBench's
+    out-of-fold protocol); ``val_fraction``: share of those questions held out for validation."""
     if feature_kind not in FEATURE_KINDS:
         raise ValueError(f"feature kind {feature_kind!r} is not one of {FEATURE_KINDS}")
     arrays, manifest = load_features(features)
     check_pair(manifest, target_model, draft_model, features)
+    if question_ids is not None:
+        arrays = select_questions(arrays, question_ids, features)
     labels = arrays["labels"].astype(int)
     counts = {"mismatches": int(len(labels)), "important": int(labels.sum()),
               "questions": int(len(np.unique(arrays["question_ids"])))}
     if counts["important"] in (0, counts["mismatches"]):
         raise ValueError(f"{features}: labels are all {'un' if counts['important'] == 0 else ''}important "
                          f"({counts['mismatches']} mismatches); training needs both classes")
-    train_mask, val_mask = split_by_question(arrays["question_ids"], seed=seed)
+    train_mask, val_mask = split_by_question(arrays["question_ids"], val_fraction, seed)
     for name, mask in (("train", train_mask), ("validation", val_mask)):
         if len(set(labels[mask])) < 2:
             raise ValueError(f"{features}: the {name} split has only one class; mine more questions")
@@ -131,6 +145,7 @@ def train(features: str | Path, out: str | Path, feature_kind: str = "DD-DT", re
     table = [threshold_row(chosen["val_probs"], val_labels, t) for t in quantiles]
     report = {
         "features": str(features), "feature_kind": feature_kind, "target_recall": recall, "seed": seed,
+        "val_fraction": val_fraction, "question_subset": None if question_ids is None else len(set(question_ids)),
         "counts": {**counts, "train_mismatches": int(train_mask.sum()), "val_mismatches": int(val_mask.sum()),
                    "val_questions": int(len(np.unique(arrays["question_ids"][val_mask])))},
         "threshold": threshold, "at_threshold": threshold_row(chosen["val_probs"], val_labels, threshold),
@@ -187,9 +202,12 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--target-model", help="refuse records mined with another target")
     p.add_argument("--draft-model", help="refuse records mined with another draft")
+    p.add_argument("--question-ids", type=Path, help="JSON list of question ids: train on their mismatches only")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="share of questions held out for validation")
     args = p.parse_args(argv)
+    question_ids = json.loads(args.question_ids.read_text()) if args.question_ids else None
     report = train(args.features, args.out, args.feature_kind, args.recall, args.seed, args.target_model,
-                   args.draft_model)
+                   args.draft_model, question_ids=question_ids, val_fraction=args.val_fraction)
     for kind, r in report["kinds"].items():
         print(f"{kind}: best C={r['C']:.3g} val ROC-AUC={r['val_auc']:.4f} (train {r['train_auc']:.4f})")
     print(f"counts: {report['counts']}")

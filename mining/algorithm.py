@@ -164,7 +164,7 @@ class Miner:
     ``decode(ids) -> text`` turns response ids into text (special tokens skipped); ``eos_ids`` end
     a response; a ``stop`` string in the decoded response ends it too (lm-eval's ``until``)."""
 
-    def __init__(self, target, draft, decode: Callable[[list[int]], str], eos_ids, equivalence: Equivalence,
+    def __init__(self, target, draft, decode: Callable[[list[int]], str], eos_ids, equivalence: Equivalence | None,
                  max_new_tokens: int = 192, stop: Sequence[str] = (), reuse_cache: bool = True,
                  lookahead: int = 0):
         if max_new_tokens < 1:
@@ -179,7 +179,7 @@ class Miner:
         self.lookahead = lookahead if reuse_cache else 0
 
     @classmethod
-    def for_pair(cls, pair, equivalence: Equivalence, max_new_tokens: int = 192, stop: Sequence[str] = (),
+    def for_pair(cls, pair, equivalence: Equivalence | None, max_new_tokens: int = 192, stop: Sequence[str] = (),
                  reuse_cache: bool = True, lookahead: int = 0) -> "Miner":
         """A miner for an ``autojudge_harness.models.ModelPair`` (wraps both models in CachedModel)."""
         from autojudge_harness.decoding import CachedModel, _eos_ids
@@ -269,7 +269,12 @@ class Miner:
     # -- Algorithm 1 ----------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def mine(self, prompt_ids: Sequence[int]) -> MinedQuestion:
+    def mine(self, prompt_ids: Sequence[int], equivalence: Equivalence | None = None) -> MinedQuestion:
+        """Algorithm 1 on one prompt; ``equivalence`` (default: the miner's) compares the answers --
+        a per-question one where the check needs the question (LiveCodeBench: its tests)."""
+        equivalence = equivalence or self.equivalence
+        if equivalence is None:
+            raise ValueError("no equivalence: give one to Miner or to mine()")
         prompt = list(prompt_ids)
         if not prompt:
             raise ValueError("prompt_ids must not be empty")
@@ -280,7 +285,7 @@ class Miner:
         _, response = self._continue(target, prompt[:-1], [], prompt[-1], skip=1)
         response = response[1:]  # drop the prompt's last token
         initial = list(response)
-        answer = self.equivalence.answer(self.text(response))
+        answer = equivalence.answer(self.text(response))
         result = MinedQuestion(prompt, initial, response, answer, None)
         if answer is None:
             result.skipped = "no_target_answer"
@@ -296,7 +301,7 @@ class Miner:
                 d = preds[p]
                 draft_hidden = draft.feed(prompt + response[:p], [d])[-1]
                 target_hidden, alternative = self._continue(target, prompt, response[:p], d, response)
-                important = not self.equivalence.equal(self.equivalence.answer(self.text(alternative)), answer)
+                important = not equivalence.equal(equivalence.answer(self.text(alternative)), answer)
                 result.mismatches.append(Mismatch(p, important, response[p], d, target_hidden.clone(),
                                                   draft_hidden.clone()))
                 if not important:

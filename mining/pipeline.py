@@ -1,5 +1,6 @@
-"""Mining a dataset into a run directory: GSM8K questions -> prompts (built by the lm-eval task
-itself) -> Algorithm 1 -> shard records. ``scripts/mine.py`` is the CLI over this."""
+"""Mining a dataset into a run directory: questions -> prompts (built by the lm-eval task itself)
+-> Algorithm 1 -> shard records. ``mine_questions`` is the dataset-independent loop; GSM8K is wired
+here (``scripts/mine.py`` is its CLI), LiveCodeBench in ``mining/lcb.py``."""
 
 from __future__ import annotations
 
@@ -42,26 +43,28 @@ def load_gsm8k(data: str | None = None, dataset: str | None = None, split: str =
     return rows, {"dataset": dataset, "dataset_sha256": digest, "split": split}
 
 
-class GSM8KPrompter:
-    """Prompts exactly as lm-eval's ``autojudge_gsm8k_cot_llama_zeroshot`` task builds them with
-    ``--apply_chat_template``: the task's ``fewshot_context`` (0-shot, chat messages) through the
-    tokenizer's chat template. Also exposes the task's stop strings (``until``)."""
+class TaskPrompter:
+    """Prompts exactly as an lm-eval task of ``tasks/`` builds them with ``--apply_chat_template``:
+    the task's ``fewshot_context`` (0-shot, chat messages) through the tokenizer's chat template.
+    Also exposes the task's stop strings (``until``). ``data_env``: environment variables set (unless
+    already set) while the task is constructed, so that it loads its evaluation docs from a local
+    file (the docs themselves are not used here)."""
 
-    def __init__(self, tokenizer, task: str = GSM8K_TASK, include_path: str | Path = REPO / "tasks"):
+    def __init__(self, tokenizer, task: str, include_path: str | Path = REPO / "tasks",
+                 data_env: dict[str, str] | None = None):
         from lm_eval.tasks import TaskManager
 
-        # the task loads its evaluation docs on construction; point it at a bundled local file so that
-        # building prompts never needs the hub (the docs themselves are not used here)
-        key = "AUTOJUDGE_GSM8K_JSONL"
-        previous = os.environ.get(key)
-        os.environ[key] = previous or str(REPO / "tasks" / "gsm8k_bundled" / "problems.jsonl")
+        previous = {key: os.environ.get(key) for key in data_env or {}}
+        for key, value in (data_env or {}).items():
+            os.environ[key] = previous[key] or value
         try:
             manager = TaskManager(include_path=str(include_path), include_defaults=False)
             self.task_name = task
             self.task = manager.load([task])["tasks"][task]
         finally:
-            if previous is None:
-                del os.environ[key]
+            for key, value in previous.items():
+                if value is None:
+                    del os.environ[key]
         self.tokenizer = tokenizer
         self.stop = tuple(self.task.config.generation_kwargs.get("until", ()))
 
@@ -74,6 +77,15 @@ class GSM8KPrompter:
                                                   return_dict=False)
 
 
+class GSM8KPrompter(TaskPrompter):
+    """Prompts of ``autojudge_gsm8k_cot_llama_zeroshot`` (the task reads the bundled problems
+    while it is constructed, so that building prompts never needs the hub)."""
+
+    def __init__(self, tokenizer, task: str = GSM8K_TASK, include_path: str | Path = REPO / "tasks"):
+        super().__init__(tokenizer, task, include_path,
+                         {"AUTOJUDGE_GSM8K_JSONL": str(REPO / "tasks" / "gsm8k_bundled" / "problems.jsonl")})
+
+
 def select_ids(total: int, offset: int = 0, limit: int | None = None, shard: tuple[int, int] = (0, 1)) -> list[int]:
     """Question ids offset..offset+limit-1 (clipped to the data) that belong to ``shard`` (id % n == i)."""
     end = total if limit is None else min(total, offset + limit)
@@ -81,7 +93,7 @@ def select_ids(total: int, offset: int = 0, limit: int | None = None, shard: tup
     return [q for q in range(max(0, offset), end) if q % count == index]
 
 
-def run_manifest(pair, data_info: dict, prompter: GSM8KPrompter, equivalence, max_new_tokens: int,
+def run_manifest(pair, data_info: dict, prompter: TaskPrompter, equivalence, max_new_tokens: int,
                  dtype: str = "float32") -> dict:
     return make_manifest(target_model=pair.target_name, draft_model=pair.draft_name,
                          target_hidden_size=pair.target.config.hidden_size,
@@ -91,16 +103,21 @@ def run_manifest(pair, data_info: dict, prompter: GSM8KPrompter, equivalence, ma
                          **data_info)
 
 
-def question_record(qid: int, row: dict, mined: MinedQuestion) -> dict:
-    from autojudge_harness.answers import gold_answer
-
-    return {"question_id": qid, "question_sha1": hashlib.sha1(row["question"].encode()).hexdigest(),
-            "gold": gold_answer(row["answer"]), "prompt_ids": mined.prompt_ids,
+def mined_record(qid: int, mined: MinedQuestion, **fields) -> dict:
+    """The store's record of one mined question (see mining/store.py) plus dataset-specific ``fields``."""
+    return {"question_id": qid, **fields, "prompt_ids": mined.prompt_ids,
             "initial_response_ids": mined.initial_response_ids, "response_ids": mined.response_ids,
             "answer": mined.answer, "skipped": mined.skipped, "feature_row": 0,
             "mismatches": [{"position": m.position, "important": m.important, "target_token": m.target_token,
                             "draft_token": m.draft_token} for m in mined.mismatches],
             "stats": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in mined.stats.items()}}
+
+
+def question_record(qid: int, row: dict, mined: MinedQuestion) -> dict:
+    from autojudge_harness.answers import gold_answer
+
+    return mined_record(qid, mined, question_sha1=hashlib.sha1(row["question"].encode()).hexdigest(),
+                        gold=gold_answer(row["answer"]))
 
 
 def mine_gsm8k(pair, rows: Sequence[dict], data_info: dict, out: str | Path, ids: Sequence[int],
@@ -111,10 +128,20 @@ def mine_gsm8k(pair, rows: Sequence[dict], data_info: dict, out: str | Path, ids
     prompter = GSM8KPrompter(pair.tokenizer)
     equivalence = GSM8KEquivalence(prompter.stop, flexible=flexible)
     manifest = run_manifest(pair, data_info, prompter, equivalence, max_new_tokens, dtype)
+    miner = Miner.for_pair(pair, equivalence, max_new_tokens=max_new_tokens, stop=prompter.stop, lookahead=lookahead)
+    return mine_questions(miner, manifest, out, ids, lambda qid: prompter(rows[qid]), lambda qid: equivalence,
+                          lambda qid, mined: question_record(qid, rows[qid], mined), shard, progress)
+
+
+def mine_questions(miner: Miner, manifest: dict, out: str | Path, ids: Sequence[int], prompt_ids, equivalence,
+                   record, shard: tuple[int, int] = (0, 1), progress: bool = True) -> dict:
+    """Mine question ids ``ids`` into shard ``shard`` of run ``out`` (created with ``manifest``, or
+    checked against it), skipping ids already recorded in any shard. Per question id:
+    ``prompt_ids(qid)`` -> token ids, ``equivalence(qid)`` -> its Equivalence, ``record(qid, mined)``
+    -> the store record. Returns totals of this call."""
     out = init_run(Path(out), manifest)
     done = done_question_ids(out, manifest)
     todo = [q for q in ids if q not in done]
-    miner = Miner.for_pair(pair, equivalence, max_new_tokens=max_new_tokens, stop=prompter.stop, lookahead=lookahead)
     totals = {"questions": 0, "skipped": 0, "mismatches": 0, "important": 0, "seconds": 0.0,
               "already_done": len(ids) - len(todo)}
     if not todo:  # all done: opening a writer would leave an empty shard behind
@@ -123,9 +150,9 @@ def mine_gsm8k(pair, rows: Sequence[dict], data_info: dict, out: str | Path, ids
         bar = tqdm(todo, desc=f"mining {out.name} shard {shard[0]}/{shard[1]}", disable=not progress,
                    dynamic_ncols=True)
         for qid in bar:
-            mined = miner.mine(prompter(rows[qid]))
+            mined = miner.mine(prompt_ids(qid), equivalence(qid))
             target_features, draft_features = mined.feature_arrays()
-            writer.append(question_record(qid, rows[qid], mined), target_features.numpy(), draft_features.numpy())
+            writer.append(record(qid, mined), target_features.numpy(), draft_features.numpy())
             totals["questions"] += 1
             totals["skipped"] += mined.skipped is not None
             totals["mismatches"] += len(mined.mismatches)

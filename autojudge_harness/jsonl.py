@@ -1,0 +1,24 @@
+"""Reading user-supplied JSONL data files with errors that name the file and line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+
+def iter_jsonl_objects(path: str | Path) -> Iterator[tuple[str, int, dict]]:
+    """(``"path:line"``, line number, object) for each non-blank line of ``path``; ValueError
+    naming the file and line for invalid JSON or a value that is not a JSON object."""
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{where}: invalid JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{where}: expected a JSON object")
+            yield where, lineno, row

@@ -1,0 +1,263 @@
+"""LiveCodeBench code generation: problems, data loading, LiveCodeBench's prompt, code extraction
+and Pass@1 grading (through ``autojudge_harness.grading``). Used by the lm-eval task and by mining.
+
+Data: rows with the columns of ``livecodebench/code_generation_lite`` -- question_title,
+question_content, platform, question_id, contest_id, contest_date, starter_code, difficulty,
+public_test_cases (JSON list of {"input", "output", "testtype"}), private_test_cases (the same
+JSON, or base64(zlib(pickle(that JSON text))) as on the hub), metadata (JSON; "func_name" for
+call-based problems). Sources:
+- ``read_lcb_jsonl(path)``: a local JSONL file (one row per line; ValueError naming file:line);
+- ``load_hub_rows(release)``: the hub dataset's JSONL files of a release (release_v5 = the
+  AutoJudge paper's 880 problems), read through ``datasets``' json builder.
+
+Private tests are decoded by ``decode_private_tests`` with an unpickler that refuses every class
+and function (``find_class`` always raises): only plain data (str, int, float, bool, None, list,
+dict, tuple, bytes) can come out, so a payload that would run code is rejected before anything
+runs. The decompressed size is capped too.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import pickle
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from .grading import Grader, Test, Verdict
+from .jsonl import iter_jsonl_objects
+
+HUB_DATASET = "livecodebench/code_generation_lite"
+DEFAULT_RELEASE = "release_v5"
+# The hub repository's data files per release (releases are cumulative), as its former loading
+# script (code_generation_lite.py, version_tag=...) mapped them.
+_FILES = ["test.jsonl"] + [f"test{i}.jsonl" for i in range(2, 7)]
+RELEASE_FILES = {f"release_v{i}": _FILES[:i] for i in range(1, 7)} | {"release_latest": _FILES}
+COLUMNS = ("question_title", "question_content", "platform", "question_id", "contest_id", "contest_date",
+           "starter_code", "difficulty", "public_test_cases", "private_test_cases", "metadata")
+MAX_DECOMPRESSED_BYTES = 1 << 30
+
+# LiveCodeBench's generic instruct format (lcb_runner/prompts/code_generation.py): this system
+# message plus the user turn built by ``question_prompt``.
+SYSTEM_MESSAGE = ("You are an expert Python programmer. You will be given a question (problem specification) "
+                  "and will generate a correct Python program that matches the specification and passes all tests.")
+FORMAT_WITH_STARTER_CODE = ("You will use the following starter code to write the solution to the problem and "
+                            "enclose your code within delimiters.")
+FORMAT_WITHOUT_STARTER_CODE = ("Read the inputs from stdin solve the problem and write the answer to stdout (do not "
+                               "directly test on the sample inputs). Enclose your code within delimiters as follows. "
+                               "Ensure that when the python program runs, it reads the inputs, runs the algorithm "
+                               "and writes output to STDOUT.")
+
+
+class UnsafePickleError(ValueError):
+    """A pickle asked for a class or function (anything but plain data): refused, nothing ran."""
+
+
+class _PlainDataUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        raise UnsafePickleError(f"refusing to unpickle {module}.{name}: LiveCodeBench test data must be plain data")
+
+    def persistent_load(self, pid):
+        raise UnsafePickleError("refusing a pickle with persistent ids: LiveCodeBench test data must be plain data")
+
+
+def load_plain_pickle(data: bytes):
+    """Unpickle ``data`` admitting only plain data; UnsafePickleError for anything else."""
+    return _PlainDataUnpickler(io.BytesIO(data)).load()
+
+
+def encode_private_tests(tests: Iterable[dict]) -> str:
+    """The hub's encoding of a test list: base64(zlib(pickle(json text)))."""
+    return base64.b64encode(zlib.compress(pickle.dumps(json.dumps(list(tests)), protocol=4))).decode("ascii")
+
+
+def _test_list(value, where: str) -> list[dict]:
+    if not isinstance(value, list):
+        raise ValueError(f"{where}: tests must be a JSON list, got {type(value).__name__}")
+    for i, test in enumerate(value):
+        if not isinstance(test, dict) or not all(isinstance(test.get(k), str) for k in ("input", "output", "testtype")):
+            raise ValueError(f"{where}: test {i} must be an object with string input, output and testtype")
+        if test["testtype"] not in ("stdin", "functional"):
+            raise ValueError(f"{where}: test {i} has testtype {test['testtype']!r} (stdin or functional)")
+    return value
+
+
+def decode_private_tests(encoded: str, where: str = "private_test_cases") -> list[dict]:
+    """Private tests as [{"input", "output", "testtype"}]: plain JSON text, or the hub's
+    base64 + zlib + pickle encoding of it, unpickled with ``load_plain_pickle`` (refuses code)."""
+    try:
+        return _test_list(json.loads(encoded), where)
+    except json.JSONDecodeError:
+        pass
+    try:
+        compressed = base64.b64decode(encoded.encode("ascii"), validate=True)
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(compressed, MAX_DECOMPRESSED_BYTES)
+    except (ValueError, zlib.error) as err:
+        raise ValueError(f"{where}: neither JSON nor base64+zlib+pickle ({err})") from None
+    if inflater.unconsumed_tail:
+        raise ValueError(f"{where}: decompressed tests exceed {MAX_DECOMPRESSED_BYTES} bytes")
+    try:
+        text = load_plain_pickle(raw)
+    except UnsafePickleError as err:
+        raise UnsafePickleError(f"{where}: {err}") from None
+    except Exception as err:  # a corrupt pickle raises many types (UnpicklingError, EOFError, ...)
+        raise ValueError(f"{where}: corrupt pickled tests ({type(err).__name__}: {err})") from None
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    if not isinstance(text, str):
+        raise ValueError(f"{where}: pickled tests must be JSON text, got {type(text).__name__}")
+    try:
+        return _test_list(json.loads(text), where)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{where}: pickled tests are not JSON ({err.msg})") from None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One LiveCodeBench problem. ``fn_name`` None = stdin/stdout, else call-based (LeetCode)."""
+
+    question_id: str
+    title: str
+    content: str
+    platform: str
+    difficulty: str
+    contest_date: str
+    starter_code: str
+    fn_name: str | None
+    public_tests: tuple[Test, ...]
+    private_tests_encoded: str
+
+    def tests(self) -> list[Test]:
+        """Public then private tests (the private ones decoded now; see ``decode_private_tests``)."""
+        private = decode_private_tests(self.private_tests_encoded, f"problem {self.question_id}: private_test_cases")
+        self._check_types(private, "private")
+        return list(self.public_tests) + [Test(t["input"], t["output"]) for t in private]
+
+    def _check_types(self, tests: list[dict], kind: str) -> None:
+        wanted = "stdin" if self.fn_name is None else "functional"
+        for i, test in enumerate(tests):
+            if test["testtype"] != wanted:
+                raise ValueError(f"problem {self.question_id}: {kind} test {i} is {test['testtype']!r} but the "
+                                 f"problem is {wanted!r} ({'no ' if self.fn_name is None else ''}metadata func_name)")
+
+
+def problem_from_row(row: dict, where: str = "row") -> Problem:
+    """A Problem from a dataset row (hub columns); ValueError naming ``where`` if malformed.
+    Public tests and metadata are checked here; private tests when ``Problem.tests`` decodes them."""
+    if not isinstance(row, dict):
+        raise ValueError(f"{where}: expected a JSON object")
+    missing = [c for c in COLUMNS if c not in row]
+    if missing:
+        raise ValueError(f"{where}: missing columns {missing}")
+    for column in COLUMNS:
+        if not isinstance(row[column], str):
+            raise ValueError(f"{where}: column {column!r} must be a string, got {type(row[column]).__name__}")
+    try:
+        public = _test_list(json.loads(row["public_test_cases"]), f"{where}: public_test_cases")
+        metadata = json.loads(row["metadata"])
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{where}: invalid JSON in public_test_cases or metadata ({err.msg})") from None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{where}: metadata must be a JSON object")
+    fn_name = metadata.get("func_name")
+    if fn_name is not None and not (isinstance(fn_name, str) and fn_name.isidentifier()):
+        raise ValueError(f"{where}: metadata func_name {fn_name!r} is not a Python identifier")
+    problem = Problem(row["question_id"], row["question_title"], row["question_content"], row["platform"],
+                      row["difficulty"], row["contest_date"], row["starter_code"], fn_name,
+                      tuple(Test(t["input"], t["output"]) for t in public), row["private_test_cases"])
+    problem._check_types(public, "public")
+    return problem
+
+
+def read_lcb_jsonl(path: str | Path) -> list[dict]:
+    """Rows (the hub's columns only) of a local LiveCodeBench JSONL file; blank lines skipped.
+    ValueError naming the file and line for bad JSON, a missing/non-string column, malformed
+    public tests or metadata, a duplicate question_id, or a file without rows."""
+    rows, seen = [], {}
+    for where, lineno, row in iter_jsonl_objects(path):
+        problem = problem_from_row(row, where)
+        if problem.question_id in seen:
+            raise ValueError(f"{where}: duplicate question_id {problem.question_id!r} (first on line "
+                             f"{seen[problem.question_id]})")
+        seen[problem.question_id] = lineno
+        rows.append({c: row[c] for c in COLUMNS})
+    if not rows:
+        raise ValueError(f"{path}: no problems")
+    return rows
+
+
+def load_hub_rows(release: str = DEFAULT_RELEASE):
+    """The hub dataset's rows of ``release`` as a ``datasets.Dataset`` (memory-mapped, cached).
+
+    The repository's loading script (``version_tag=...``) needs ``datasets`` < 4 and
+    ``trust_remote_code``; this reads the same JSONL files with ``datasets``' json builder instead."""
+    if release not in RELEASE_FILES:
+        raise ValueError(f"unknown LiveCodeBench release {release!r}; known: {', '.join(RELEASE_FILES)}")
+    import datasets
+
+    files = [f"hf://datasets/{HUB_DATASET}/{name}" for name in RELEASE_FILES[release]]
+    data = datasets.load_dataset("json", data_files={"test": files}, split="test")
+    missing = [c for c in COLUMNS if c not in data.column_names]
+    if missing:
+        raise ValueError(f"{HUB_DATASET} {release}: columns {missing} missing (found {data.column_names})")
+    return data.select_columns(list(COLUMNS))
+
+
+def question_prompt(problem: Problem) -> str:
+    """LiveCodeBench's generic instruct user turn (follows ``SYSTEM_MESSAGE``)."""
+    prompt = f"### Question:\n{problem.content}\n\n"
+    if problem.starter_code:
+        prompt += f"### Format: {FORMAT_WITH_STARTER_CODE}\n```python\n{problem.starter_code}\n```\n\n"
+    else:
+        prompt += f"### Format: {FORMAT_WITHOUT_STARTER_CODE}\n```python\n# YOUR CODE HERE\n```\n\n"
+    return prompt + "### Answer: (use the provided format with backticks)\n\n"
+
+
+def extract_code(completion: str) -> str | None:
+    """The last fenced code block of ``completion`` (LiveCodeBench's ``extract_code``: the lines
+    between the last two lines that contain a ``` fence); None if there are fewer than two."""
+    lines = completion.split("\n")
+    fences = [i for i, line in enumerate(lines) if "```" in line]
+    if len(fences) < 2:
+        return None
+    return "\n".join(lines[fences[-2] + 1:fences[-1]])
+
+
+NO_CODE = Verdict(False, "no_code", 0, 0, None, "no fenced code block in the completion")
+
+
+def grade_completions(problems: list[Problem], completions: list[str], grader: Grader | None = None,
+                      workers: int | None = None) -> list[Verdict]:
+    """Pass/fail of each completion's extracted program on its problem's tests, in parallel."""
+    if len(problems) != len(completions):
+        raise ValueError(f"{len(problems)} problems but {len(completions)} completions")
+    grader = grader or Grader()
+    programs = [extract_code(c) for c in completions]
+    jobs = [(program, p.tests(), p.fn_name) for p, program in zip(problems, programs) if program is not None]
+    graded = iter(grader.grade_many(jobs, workers))
+    return [next(graded) if program is not None else NO_CODE for program in programs]
+
+
+# -- lm-eval glue (the task's utils.py only forwards to these) ----------------------------------------
+
+
+def doc_prompt(doc: dict) -> str:
+    """The user turn for an lm-eval doc (a dataset row)."""
+    return question_prompt(problem_from_row(doc, f"problem {doc.get('question_id')!r}"))
+
+
+def grade_docs(resps: list[list[str]], docs: list[dict], grader: Grader | None = None) -> list[list[dict]]:
+    """lm-eval filter: every response of every doc -> its verdict as a dict, graded in parallel."""
+    problems = [problem_from_row(doc, f"problem {doc.get('question_id')!r}") for doc in docs]
+    flat = [(p, r) for p, rs in zip(problems, resps) for r in rs]
+    verdicts = iter(grade_completions([p for p, _ in flat], [r for _, r in flat], grader))
+    return [[next(verdicts).to_dict() for _ in rs] for rs in resps]
+
+
+def pass_at_1(verdict: dict) -> dict:
+    """lm-eval process_results for one greedy sample: {"pass@1": 1.0 | 0.0}."""
+    return {"pass@1": float(verdict["passed"])}

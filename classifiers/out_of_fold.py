@@ -1,0 +1,292 @@
+"""LiveCodeBench's out-of-fold protocol (AutoJudge paper): LiveCodeBench has no train split, so
+its problems are split into K folds by question id; for each fold a judge is trained on the mined
+mismatches of the OTHER folds' problems and that fold's problems are decoded (lm-eval,
+``autojudge_hf``) with it; the metric is reported over all folds together.
+
+Steps (``run``; ``scripts/lcb_5fold.py`` is the CLI), all under one run directory:
+1. ``folds.json``: folds of the sorted LiveCodeBench question ids, shuffled with ``seed`` and dealt
+   round-robin (deterministic; a rerun checks the existing file against the data and settings).
+2. ``mined/``: Algorithm 1 on EVERY problem, once. A problem's mined records do not depend on the
+   fold (mining uses only the models, the prompt and the problem's own tests), so each fold trains
+   on the records of its K-1 training folds instead of mining them K-1 times. Resumable.
+3. per fold k, ``fold-k/``: ``judge.safetensors`` (``classifiers.train`` on the training folds'
+   question ids), then lm-eval on fold k's problems (``samples=``) -> ``result.json``. A fold whose
+   ``result.json`` matches the current settings is skipped on rerun. A fold whose training
+   mismatches cannot give a judge (no mismatches, one class only, or a validation split with one
+   class) is decoded LOSSLESSLY (no judge) and says so in its ``classifier`` entry
+   (``status: "untrainable"`` + the reason) -- reported, never hidden.
+4. optional ``lossless/``: the same problems decoded without a judge (the baseline).
+5. ``lcb_5fold.json``: overall Pass@1 and speed statistics over all problems, per-fold breakdown,
+   per-problem verdicts, the fold file (path + sha256), classifier ids (sha256 of each judge file);
+   ``lcb_5fold.png``: per-fold Pass@1 and accepted tokens per cycle (judge vs lossless).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Sequence
+
+from tqdm import tqdm
+
+from mining.pipeline import file_sha256
+
+REPO = Path(__file__).resolve().parents[1]
+JSONL_ENV = "AUTOJUDGE_LCB_JSONL"
+FOLDS_FILE, RESULT_FILE, SUMMARY_FILE = "folds.json", "result.json", "lcb_5fold.json"
+
+
+def make_folds(question_ids: Sequence[str], k: int = 5, seed: int = 0) -> list[list[str]]:
+    """K folds of ``question_ids``: sorted, shuffled with ``seed``, dealt round-robin; each fold
+    sorted. Independent of the input order. ValueError on duplicates or fewer ids than folds."""
+    ids = sorted(question_ids)
+    if len(set(ids)) != len(ids):
+        raise ValueError("duplicate question ids: folds need unique ids")
+    if k < 2 or len(ids) < k:
+        raise ValueError(f"need k >= 2 folds and at least k problems, got k={k} for {len(ids)} problems")
+    random.Random(seed).shuffle(ids)
+    return [sorted(ids[i::k]) for i in range(k)]
+
+
+def folds_document(question_ids: Sequence[str], k: int, seed: int, dataset: dict) -> dict:
+    return {"format": "autojudge-lcb-folds/1", "k": k, "seed": seed, "dataset": dataset,
+            "folds": make_folds(question_ids, k, seed)}
+
+
+def write_or_check_folds(path: Path, document: dict) -> dict:
+    """Write the fold file, or check that an existing one is exactly ``document``."""
+    if path.exists():
+        found = json.loads(path.read_text())
+        if found != document:
+            raise ValueError(f"{path}: folds differ from this run's data/k/seed (another run directory, or "
+                             "remove the file to start over)")
+        return found
+    path.write_text(json.dumps(document, indent=1) + "\n")
+    return document
+
+
+@contextmanager
+def environment(**values: str | None):
+    """Set (or unset, for None) environment variables for the duration of the block."""
+    previous = {k: os.environ.get(k) for k in values}
+    try:
+        for k, v in values.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in previous.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@dataclass
+class LCBData:
+    """The problems of one run: rows (hub columns), Problems, where they come from, and the lm-eval
+    task (+ environment) whose docs are these rows in this order."""
+
+    rows: list
+    problems: list
+    info: dict
+    task: str
+    task_env: dict
+
+
+def load_data(data: str | None = None, release: str = "release_v5", limit: int | None = None) -> LCBData:
+    """A local JSONL file (``data``) or the hub ``release``; the first ``limit`` problems."""
+    from autojudge_harness.livecodebench import load_hub_rows, problem_from_row, read_lcb_jsonl
+    from mining.lcb import problems_digest
+
+    if data is not None:
+        path = Path(data).resolve()
+        rows = read_lcb_jsonl(path)
+        info = {"dataset": str(path), "dataset_sha256": file_sha256(path), "split": "file"}
+        task, env = "autojudge_lcb_release_v5", {JSONL_ENV: str(path)}  # the task takes the file whole
+    else:
+        hub = load_hub_rows(release)
+        rows = [hub[i] for i in range(len(hub) if limit is None else min(limit, len(hub)))]
+        info = {"dataset": f"livecodebench/code_generation_lite {release}", "split": "test"}
+        task, env = f"autojudge_lcb_{release}", {JSONL_ENV: None}
+    rows = rows[:limit] if limit is not None else rows
+    problems = [problem_from_row(r, f"problem {i}") for i, r in enumerate(rows)]
+    info.setdefault("dataset_sha256", problems_digest(problems))
+    return LCBData(rows, problems, info, task, env)
+
+
+def evaluate(model_args: str, data: LCBData, doc_ids: Sequence[int], max_gen_toks: int | None, device: str) -> dict:
+    """One lm-eval run of ``autojudge_hf`` on docs ``doc_ids`` of the data's task; returns Pass@1,
+    the per-problem verdicts and the speed statistics."""
+    import lm_eval
+
+    from autojudge_harness.lm_eval_models.registration import register
+
+    register()
+    with environment(**data.task_env):
+        results = lm_eval.simple_evaluate(
+            model="autojudge_hf", model_args=model_args, tasks=[data.task],
+            task_manager=lm_eval.tasks.TaskManager(include_path=str(REPO / "tasks")),
+            samples={data.task: list(doc_ids)}, confirm_run_unsafe_code=True, apply_chat_template=True,
+            log_samples=True, gen_kwargs=f"max_gen_toks={max_gen_toks}" if max_gen_toks else None, device=device)
+    per_problem = []
+    for sample in sorted(results["samples"][data.task], key=lambda s: s["doc_id"]):
+        verdict = sample["filtered_resps"][0]
+        per_problem.append({"doc_id": sample["doc_id"], "question_id": sample["doc"]["question_id"],
+                            "passed": bool(verdict["passed"]), "status": verdict["status"]})
+    return {"pass@1": results["results"][data.task]["pass@1,sandbox"], "per_problem": per_problem,
+            "stats": results["config"]["autojudge"]["stats"]}
+
+
+def merge_stats(stats: Sequence[dict]) -> dict:
+    """Sum the counters of several runs' statistics and recompute the derived rates."""
+    from autojudge_harness.stats import DecodingStats
+
+    total = DecodingStats()
+    for s in stats:
+        total += DecodingStats(**{f.name: s[f.name] for f in fields(DecodingStats)})
+    return total.summary()
+
+
+def train_fold(features: Path, out: Path, train_ids: Sequence[int], feature_kind: str, recall: float,
+               val_fraction: float, seed: int) -> dict:
+    """Train one fold's judge; the classifier entry of the fold (trained, or untrainable + reason)."""
+    from classifiers.train import train
+
+    try:
+        report = train(features, out, feature_kind, recall, seed, question_ids=train_ids, val_fraction=val_fraction)
+    except ValueError as err:
+        return {"status": "untrainable", "reason": str(err), "decoded": "lossless (no judge)"}
+    return {"status": "trained", "judge": str(out), "sha256": file_sha256(out), "threshold": report["threshold"],
+            "feature_kind": feature_kind, "val_auc": report["kinds"][feature_kind]["val_auc"],
+            "C": report["kinds"][feature_kind]["C"], "counts": report["counts"]}
+
+
+def run(run_dir: Path, data: LCBData, target: str, draft: str, k: int = 5, seed: int = 0,
+        max_new_tokens: int = 2048, window: int = 8, threshold: float | None = None, feature_kind: str = "DD-DT",
+        recall: float = 0.9, val_fraction: float = 0.1, lookahead: int = 8, lossless_baseline: bool = True,
+        device: str = "cpu", grader=None, progress: bool = True) -> dict:
+    """The whole protocol (module docstring); returns the merged result (also written to disk)."""
+    from autojudge_harness.models import load_pair
+    from mining.lcb import mine_lcb
+    from mining.store import MERGED_FEATURES, merge
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ids = [p.question_id for p in data.problems]
+    index = {qid: i for i, qid in enumerate(ids)}
+    folds_path = run_dir / FOLDS_FILE
+    folds = write_or_check_folds(folds_path, folds_document(ids, k, seed, data.info))["folds"]
+
+    pair = load_pair(target, draft, device=device)
+    mining = mine_lcb(pair, data.problems, data.rows, data.info, run_dir / "mined", list(range(len(ids))), grader,
+                      max_new_tokens=max_new_tokens, lookahead=lookahead, progress=progress)
+    del pair
+    merge(run_dir / "mined")
+    features = run_dir / "mined" / MERGED_FEATURES
+
+    base_args = f"pretrained={target},draft={draft},window={window}"
+    settings = {"target": target, "draft": draft, "window": window, "threshold": threshold,
+                "max_gen_toks": max_new_tokens, "feature_kind": feature_kind, "recall": recall,
+                "val_fraction": val_fraction, "seed": seed, "task": data.task}
+    fold_results = []
+    for fold, test_qids in enumerate(tqdm(folds, desc="folds", disable=not progress, dynamic_ncols=True)):
+        fold_dir = run_dir / f"fold-{fold}"
+        result_path = fold_dir / RESULT_FILE
+        if result_path.exists():
+            done = json.loads(result_path.read_text())
+            if done["question_ids"] == test_qids and done["settings"] == settings:
+                fold_results.append(done)
+                continue
+        fold_dir.mkdir(exist_ok=True)
+        train_ids = [index[q] for f, qs in enumerate(folds) if f != fold for q in qs]
+        classifier = train_fold(features, fold_dir / "judge.safetensors", train_ids, feature_kind, recall,
+                                val_fraction, seed)
+        model_args = base_args + f",sample_stats_path={fold_dir / 'samples.jsonl'}"
+        if classifier["status"] == "trained":
+            model_args += f",judge={classifier['judge']}" + (f",threshold={threshold}" if threshold is not None else "")
+        evaluation = evaluate(model_args, data, [index[q] for q in test_qids], max_new_tokens, device)
+        result = {"fold": fold, "question_ids": test_qids, "train_questions": len(train_ids), "settings": settings,
+                  "classifier": classifier, **evaluation}
+        result_path.write_text(json.dumps(result, indent=1) + "\n")
+        fold_results.append(result)
+
+    lossless = None
+    if lossless_baseline:
+        path = run_dir / "lossless" / RESULT_FILE
+        if path.exists() and json.loads(path.read_text())["settings"] == settings:
+            lossless = json.loads(path.read_text())
+        else:
+            path.parent.mkdir(exist_ok=True)
+            lossless = {"settings": settings, **evaluate(
+                base_args + f",sample_stats_path={path.parent / 'samples.jsonl'}", data, list(range(len(ids))),
+                max_new_tokens, device)}
+            path.write_text(json.dumps(lossless, indent=1) + "\n")
+
+    summary = summarize(fold_results, lossless, folds_path, data, settings, mining, run_dir)
+    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1) + "\n")
+    plot(summary, run_dir / "lcb_5fold.png")
+    return summary
+
+
+def summarize(fold_results: list[dict], lossless: dict | None, folds_path: Path, data: LCBData, settings: dict,
+              mining: dict, run_dir: Path) -> dict:
+    """The leaderboard-style merged result (see the module docstring)."""
+    per_problem = sorted(({"fold": r["fold"], **p} for r in fold_results for p in r["per_problem"]),
+                         key=lambda p: p["doc_id"])
+    baseline = {p["question_id"]: p for p in lossless["per_problem"]} if lossless else {}
+    for p in per_problem:
+        if baseline:
+            p["lossless_passed"] = baseline[p["question_id"]]["passed"]
+    n = len(per_problem)
+    overall = {"pass@1": sum(p["passed"] for p in per_problem) / n, "problems": n,
+               "passed": sum(p["passed"] for p in per_problem), **merge_stats([r["stats"] for r in fold_results])}
+    results = {"autojudge_out_of_fold": overall}
+    if lossless:
+        results["lossless"] = {"pass@1": lossless["pass@1"], "problems": len(lossless["per_problem"]),
+                               "passed": sum(p["passed"] for p in lossless["per_problem"]), **lossless["stats"]}
+    return {
+        "protocol": f"LiveCodeBench {len(fold_results)}-fold out-of-fold (AutoJudge)",
+        "task": data.task, "dataset": data.info, "settings": settings, "results": results,
+        "folds_file": {"path": str(folds_path), "sha256": file_sha256(folds_path)},
+        "classifiers": [{"fold": r["fold"], **r["classifier"]} for r in fold_results],
+        "folds": [{"fold": r["fold"], "problems": len(r["question_ids"]), "pass@1": r["pass@1"],
+                   "classifier_status": r["classifier"]["status"],
+                   "judge_sha256": r["classifier"].get("sha256"), "stats": r["stats"]} for r in fold_results],
+        "mining": {"run": str(run_dir / "mined"), **mining},
+        "per_problem": per_problem,
+    }
+
+
+def plot(summary: dict, path: Path) -> None:
+    """Per-fold Pass@1 and accepted tokens per cycle (judge vs the lossless baseline, if run)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folds = summary["folds"]
+    x = list(range(len(folds)))
+    lossless = summary["results"].get("lossless")
+    fig, (acc, speed) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, key, label in ((acc, "pass@1", "Pass@1"), (speed, "accepted_per_cycle", "accepted tokens / cycle")):
+        values = [f[key] if key == "pass@1" else f["stats"][key] for f in folds]
+        ax.bar(x, values, color=["C0" if f["classifier_status"] == "trained" else "C7" for f in folds],
+               label="AutoJudge (grey: untrainable fold, lossless)")
+        reference = lossless[key] if lossless else None
+        if reference is not None:
+            ax.axhline(reference, color="C3", ls="--", label=f"lossless, all problems ({reference:.3g})")
+        overall = summary["results"]["autojudge_out_of_fold"][key]
+        ax.axhline(overall, color="C0", ls=":", label=f"AutoJudge, all folds ({overall:.3g})")
+        ax.set(xticks=x, xticklabels=[f"fold {f['fold']}" for f in folds], ylabel=label, title=label)
+        ax.legend(fontsize=8)
+    fig.suptitle(summary["protocol"])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
