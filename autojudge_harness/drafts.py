@@ -18,7 +18,7 @@ A derived draft reference is ``layers:K`` followed by optional ``+modifier`` par
     the whole draft in bfloat16.
 
 References contain no ``,`` or ``=`` so they can travel inside lm-eval's ``model_args``.
-The result is an ordinary transformers causal LM: ``draft(input_ids, cache=..., use_cache=True)``
+The result is an ordinary transformers causal LM: ``draft(input_ids, cache=..., use_cache=True)`` (``past_key_values=`` before transformers 5.21)
 gives logits and ``draft.model(...)`` gives ``last_hidden_state``; no module or parameter is
 shared with the target.
 """

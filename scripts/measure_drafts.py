@@ -36,6 +36,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autojudge_harness import drafts  # noqa: E402
+from autojudge_harness.decoding import cache_argument  # noqa: E402
 from autojudge_harness.models import EMBEDDED_TARGET, load_causal_lm, load_tokenizer  # noqa: E402
 
 GSM8K_TRAIN = Path("/work/shared/data/gsm8k/train.jsonl")
@@ -198,14 +199,14 @@ def step_ms(model, prefix: list[int], rows: int, steps: int, warmup: int = 5, bl
     from transformers import DynamicCache
 
     cache = DynamicCache(config=model.config)
-    model.model(input_ids=torch.tensor([prefix]), cache=cache, use_cache=True)
+    model.model(input_ids=torch.tensor([prefix]), use_cache=True, **{cache_argument(model.model): cache})
     head = head_fn(model)
     ids = torch.tensor([prefix[-rows:]])
     times = []
     per_block = max(1, steps // blocks)
     for i in range(warmup + per_block * blocks):
         t0 = time.perf_counter()
-        h = model.model(input_ids=ids, cache=cache, use_cache=True).last_hidden_state[0]
+        h = model.model(input_ids=ids, use_cache=True, **{cache_argument(model.model): cache}).last_hidden_state[0]
         head(h).tolist()
         dt = time.perf_counter() - t0
         cache.crop(-rows)

@@ -13,6 +13,7 @@ import torch
 from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
 
 from autojudge_harness import drafts
+from autojudge_harness.decoding import cache_argument
 from autojudge_harness.drafts import parse_draft_reference, truncated_copy
 from autojudge_harness.models import PRESETS, cache_dir
 
@@ -75,9 +76,9 @@ def test_cached_forward_matches_uncached(tiny, tmp_path):
         draft = drafts.build_draft(tiny, ref)
         full = draft(input_ids=ids).logits[0].float()
         cache = DynamicCache(config=draft.config)
-        parts = [draft(input_ids=ids[:, :7], cache=cache, use_cache=True).logits[0]]
+        parts = [draft(input_ids=ids[:, :7], use_cache=True, **{cache_argument(draft): cache}).logits[0]]
         for i in range(7, 12):
-            parts.append(draft(input_ids=ids[:, i:i + 1], cache=cache, use_cache=True).logits[0])
+            parts.append(draft(input_ids=ids[:, i:i + 1], use_cache=True, **{cache_argument(draft): cache}).logits[0])
         cached = torch.cat(parts).float()
         # int8 quantizes activations per call (scale from the rows passed), bf16 rounds differently
         tol = 0.15 if ("int8" in ref or "bf16" in ref) else 1e-4
@@ -187,8 +188,8 @@ def test_embedded_preset_draft():
     ids = torch.tensor([pair.tokenizer.encode("Natalia sold clips to 48 of her friends in April, and then")])
     full = draft(input_ids=ids).logits[0]
     cache = DynamicCache(config=draft.config)
-    a = draft(input_ids=ids[:, :-3], cache=cache, use_cache=True).logits[0]
-    b = torch.cat([draft(input_ids=ids[:, i:i + 1], cache=cache, use_cache=True).logits[0]
+    a = draft(input_ids=ids[:, :-3], use_cache=True, **{cache_argument(draft): cache}).logits[0]
+    b = torch.cat([draft(input_ids=ids[:, i:i + 1], use_cache=True, **{cache_argument(draft): cache}).logits[0]
                    for i in range(ids.shape[1] - 3, ids.shape[1])])
     cached = torch.cat([a, b])
     assert (cached.argmax(-1) == full.argmax(-1)).float().mean() > 0.9

@@ -12,6 +12,7 @@ import sys
 
 MODELS = {
     "autojudge_hf": "autojudge_harness.lm_eval_models.hf:AutoJudgeHFLM",
+    "autojudge_vllm": "autojudge_harness.lm_eval_models.vllm:AutoJudgeVLLM",
 }
 
 

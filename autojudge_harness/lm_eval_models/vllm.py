@@ -1,0 +1,101 @@
+"""lm-eval model ``autojudge_vllm``: AutoJudge speculative decoding inside vLLM 0.33.0 (GPU).
+
+A subclass of lm-eval's ``VLLM``. Flat model_args of its own (taken before lm-eval sees the
+rest): ``draft`` (draft model, required), ``window`` (W, default 8), ``judge`` (DT judge file),
+``threshold`` (default: the judge file's), ``accept_top_k`` (top-K baseline instead of a
+judge). Neither judge nor accept_top_k: lossless speculative decoding (vLLM's own verification).
+Every other model_arg goes to lm-eval's VLLM and ``vllm.LLM`` as usual. With a judge or top-K,
+tasks must decode greedily (a sampling request is refused). ``get_model_info()`` puts the
+settings and the acceptance statistics (``vllm_ext.metrics``) under ``results["config"]["autojudge"]``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from ..vllm_ext import metrics
+from ..vllm_ext.settings import (CONFIG_KEY, STATS_RPC, VLLM_VERSION, AutoJudgeSettings, VLLMSettingsError,
+                                 check_vllm_version, engine_kwargs, load_vllm_judge,
+                                 resolve_threshold)
+
+check_vllm_version()  # before importing vllm: a clear error when it is missing or another release
+
+from lm_eval.models.vllm_causallms import VLLM  # noqa: E402
+from vllm import SamplingParams  # noqa: E402
+from vllm.sampling_params import SamplingType  # noqa: E402
+
+
+def _hidden_size(model: str, **config_kwargs) -> int:
+    """Hidden size of a model's (text) config, read with transformers as lm-eval's VLLM does."""
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(model, **config_kwargs).get_text_config().hidden_size
+
+
+class AutoJudgeVLLM(VLLM):
+    """lm-eval's VLLM running AutoJudge (our worker_cls) with a separate draft model."""
+
+    def __init__(self, pretrained: str, draft: str | None = None, window: int = 8, judge: str | None = None,
+                 threshold: float | None = None, accept_top_k: int | None = None, **kwargs):
+        settings = AutoJudgeSettings.create(judge, threshold, accept_top_k)
+        if int(kwargs.get("data_parallel_size", 1)) > 1:
+            raise VLLMSettingsError("autojudge_vllm runs one engine (data_parallel_size=1): lm-eval's data "
+                                    "parallelism starts engines in Ray actors whose statistics cannot be read; "
+                                    "use tensor_parallel_size")
+        for key in ("worker_cls", "disable_log_stats"):
+            if key in kwargs:
+                raise VLLMSettingsError(f"autojudge_vllm sets {key} itself; remove it from model_args")
+        extra_config = dict(kwargs.pop("additional_config", None) or {})
+        if CONFIG_KEY in extra_config:
+            raise VLLMSettingsError(f"additional_config[{CONFIG_KEY!r}] is built from draft/window/judge/threshold/"
+                                    "accept_top_k; do not give it")
+        llm_kwargs = engine_kwargs(draft, window, settings, kwargs.pop("speculative_config", None))
+        if settings.judge:
+            config_kwargs = {"trust_remote_code": bool(kwargs.get("trust_remote_code", False))}
+            judge_obj = load_vllm_judge(settings, _hidden_size(pretrained, revision=kwargs.get("revision"),
+                                                               **config_kwargs),
+                                        _hidden_size(draft, **config_kwargs), pretrained, draft)
+            settings = replace(settings, threshold=resolve_threshold(settings, judge_obj))
+        llm_kwargs["additional_config"] = {**extra_config, **settings.to_additional_config()}
+        super().__init__(pretrained=pretrained, **kwargs, **llm_kwargs)
+        self.autojudge_settings = settings
+        self.autojudge_args = {"target": pretrained, "draft": draft, "window": window, "mode": settings.mode,
+                               "judge": settings.judge, "threshold": settings.threshold,
+                               "accept_top_k": settings.accept_top_k, "vllm": VLLM_VERSION,
+                               "tensor_parallel_size": self.tensor_parallel_size}
+        self._counts: dict | None = None
+        self._wall_time_s = 0.0
+        self._requests = 0
+
+    def _snapshot(self) -> dict:
+        return metrics.snapshot(self.model.get_metrics(), self.model.collective_rpc(STATS_RPC))
+
+    def _require_greedy(self, requests) -> None:
+        """Refuse sampling requests when a judge/top-K rule is on: vLLM would verify them with its
+        own (lossless) rejection sampling, silently leaving AutoJudge out."""
+        for request in requests:
+            kwargs, _, _ = self.modify_gen_kwargs(request.args[1], default_max_gen_toks=self.max_gen_toks)
+            if SamplingParams(**kwargs).sampling_type != SamplingType.GREEDY:
+                raise VLLMSettingsError(f"autojudge_vllm with {self.autojudge_settings.mode} decodes greedily; task "
+                                        f"{request.task_name!r} asks for sampling ({request.args[1]})")
+
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+        """lm-eval's VLLM generation, with the engine's counters read before and after."""
+        if self.autojudge_settings.mode != "lossless":
+            self._require_greedy(requests)
+        before = self._snapshot()
+        start = time.perf_counter()
+        results = super().generate_until(requests, disable_tqdm=disable_tqdm)
+        self._wall_time_s += time.perf_counter() - start
+        delta = metrics.subtract(self._snapshot(), before)
+        self._counts = delta if self._counts is None else metrics.add(self._counts, delta)
+        self._requests += len(requests)
+        return results
+
+    def get_model_info(self) -> dict:
+        """Settings and acceptance statistics of the generate_until requests (merged into the
+        results JSON's config)."""
+        counts = self._counts or metrics.snapshot([])
+        return {"autojudge": {**self.autojudge_args,
+                              "stats": metrics.summarize(counts, self._wall_time_s, self._requests)}}

@@ -1,0 +1,173 @@
+"""The AutoJudge acceptance computation on vLLM's flat verification rows (pure torch, no vllm).
+
+Row layout (vLLM 0.33.0 Model Runner V2, one verification step or one chunk of it): request j
+owns the contiguous logits rows ``cu_num_logits[j] .. cu_num_logits[j+1]-1`` (n_j rows,
+1 <= n_j <= W+1). ``draft_inputs[r]`` is the input token of row r (-1: a placeholder that must
+never be accepted). Row r (not the request's last) *verifies* the draft token
+``draft_inputs[r+1]``; the request's last row gives the bonus token. A request with n_j = 1
+(prefill, no drafts) only samples that token.
+
+Per-row quantities that concern a draft token are indexed by its verifier row. The judge's
+feature for the draft token verified by row r is the target's hidden state at row r+1 (the state
+produced when that token is fed in, as in the HF backend). ``verify_windows`` pads the rows into
+per-request windows and applies the one rule, ``acceptance.accept``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, replace
+
+import torch
+
+from ..acceptance import Acceptance, accept, judge_allows, top_k_allows
+from ..judge import Judge
+
+
+def window_index(cu_num_logits: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(R, W+1) flat row of window position i of request j (0 where absent) and (R, W+1) presence
+    (i < n_j). Requests must have at most W+1 rows."""
+    starts = cu_num_logits[:-1].long()
+    counts = cu_num_logits[1:].long() - starts
+    positions = torch.arange(width + 1, device=cu_num_logits.device)
+    present = positions < counts.unsqueeze(-1)
+    index = torch.where(present, starts.unsqueeze(-1) + positions, 0)
+    return index, present
+
+
+def next_row(values: torch.Tensor, fill) -> torch.Tensor:
+    """``values`` moved up one row (out[r] = values[r+1]; the last row gets ``fill``): aligns a
+    per-input-row quantity with the verifier row of that input."""
+    tail = values.new_full((min(len(values), 1), *values.shape[1:]), fill)
+    return torch.cat([values[1:], tail])
+
+
+def to_windows(target_tokens: torch.Tensor, draft_inputs: torch.Tensor, cu_num_logits: torch.Tensor,
+               width: int, allowed_rows: torch.Tensor | None = None):
+    """Pad flat rows into windows: drafts (R, W) (-1 where the request has no draft there),
+    target tokens (R, W+1) (-1 past its rows) and the lenient mask (R, W) (``allowed_rows`` by
+    verifier row; False where there is no valid draft). ``accept`` never reads past a request's
+    last row: its draft slot there is -1, which differs from every target token."""
+    index, present = window_index(cu_num_logits, width)
+    target = torch.where(present, target_tokens.long()[index], -1)
+    has_draft = present[:, 1:]
+    draft = torch.where(has_draft, draft_inputs.long()[index[:, 1:]], -1)
+    allowed = None
+    if allowed_rows is not None:
+        allowed = allowed_rows[index[:, :-1]] & has_draft & (draft >= 0)
+    return draft, target, allowed
+
+
+def verify_windows(target_tokens: torch.Tensor, draft_inputs: torch.Tensor, cu_num_logits: torch.Tensor,
+                   width: int, allowed_rows: torch.Tensor | None = None) -> Acceptance:
+    """``acceptance.accept`` on every request of the rows: ``tokens`` (R, W+1) is what vLLM's
+    sampler returns as ``sampled`` (accepted drafts, then the target's token; -1 after) and
+    ``num_accepted + 1`` its ``num_sampled``. ``target_tokens`` (N,) are the rows' argmax."""
+    draft, target, allowed = to_windows(target_tokens, draft_inputs, cu_num_logits, width, allowed_rows)
+    return accept(draft, target, allowed)
+
+
+def draft_permitted_rows(logits: torch.Tensor, draft_inputs: torch.Tensor) -> torch.Tensor:
+    """(N,) by verifier row: the draft token is valid and keeps a finite logit after vLLM's logits
+    processing (grammar bitmask, bad words, min_tokens, top-k/top-p masks). Only such tokens may be
+    let through by a lenient rule; an exact match needs no permission."""
+    draft = next_row(draft_inputs.long(), -1)
+    logit = logits.gather(-1, draft.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return (draft >= 0) & (logit > float("-inf"))
+
+
+@contextlib.contextmanager
+def _fp32_matmul():
+    """Full fp32 matmuls (no TF32) inside the block, whatever vLLM configured."""
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
+def judge_probabilities(judge: Judge, hidden_rows: torch.Tensor) -> torch.Tensor:
+    """(N,) P(important) of each row's target hidden state (DT features), computed in fp32."""
+    with _fp32_matmul():
+        return judge.probability(judge.features(hidden_rows, None))
+
+
+@dataclass(frozen=True)
+class LenientRule:
+    """Which mismatching draft tokens the sampler lets through: a DT judge with a threshold
+    (``judge_allows``) or the top-K baseline (``top_k_allows``), never both."""
+
+    judge: Judge | None = None
+    threshold: float = 0.0
+    top_k: int | None = None
+
+    def __post_init__(self):
+        if (self.judge is None) == (self.top_k is None):
+            raise ValueError("a lenient rule needs exactly one of a judge or top_k")
+        if self.judge is not None and self.judge.feature_kind != "DT":
+            raise ValueError(f"the vLLM backend computes DT judge features only, not {self.judge.feature_kind}")
+
+    @property
+    def needs_hidden(self) -> bool:
+        return self.judge is not None
+
+    def to(self, device) -> "LenientRule":
+        """The rule with the judge's weights on ``device`` (fp32)."""
+        return self if self.judge is None else replace(self, judge=self.judge.to(device))
+
+    def allowed_rows(self, logits: torch.Tensor, draft_inputs: torch.Tensor,
+                     hidden_rows: torch.Tensor | None = None) -> torch.Tensor:
+        """(N,) by verifier row: the rule lets that row's draft token through. ``logits`` (N, V)
+        are the processed target logits, ``hidden_rows`` (N, H) the target's last hidden states
+        (judge only)."""
+        if self.judge is not None:
+            if hidden_rows is None or hidden_rows.shape[0] != logits.shape[0]:
+                raise ValueError("the judge needs one target hidden state per logits row")
+            probs = next_row(judge_probabilities(self.judge, hidden_rows), float("inf"))
+            allowed = judge_allows(probs, self.threshold)
+        else:
+            draft = next_row(draft_inputs.long(), -1).clamp(min=0)
+            allowed = top_k_allows(draft, logits, self.top_k)
+        return allowed & draft_permitted_rows(logits, draft_inputs)
+
+
+def merge_greedy(greedy: torch.Tensor, result: Acceptance, sampled: torch.Tensor,
+                 num_sampled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sampled, num_sampled) with the rows of greedy requests (``greedy`` (R,)) taken from
+    ``result`` and the others kept from vLLM's own sampler output."""
+    tokens = torch.where(greedy.unsqueeze(-1), result.tokens.to(sampled.dtype), sampled)
+    counts = torch.where(greedy, (result.num_accepted + 1).to(num_sampled.dtype), num_sampled)
+    return tokens, counts
+
+
+class AcceptanceCounters:
+    """Running totals of the sampler's verdicts, kept on the device (no host sync per step).
+
+    accepted_exact / accepted_judge: accepted draft tokens of greedy requests equal to / differing
+    from the target's argmax; judge_accepted_per_position: the latter by window position;
+    stock_cycles: windows (requests with >= 1 draft row) of non-greedy requests, left to vLLM."""
+
+    def __init__(self, width: int, device):
+        self.totals = torch.zeros(3, dtype=torch.int64, device=device)
+        self.judge_per_position = torch.zeros(width, dtype=torch.int64, device=device)
+
+    def add(self, greedy: torch.Tensor, cu_num_logits: torch.Tensor, result: Acceptance | None = None) -> None:
+        """Count one chunk: ``greedy`` (R,), its ``cu_num_logits``, and the rule's ``result``
+        (None when the chunk has no greedy request)."""
+        has_draft = (cu_num_logits[1:] - cu_num_logits[:-1]) > 1
+        stock = (has_draft & ~greedy).sum()
+        if result is None:
+            self.totals[2] += stock
+            return
+        judged = result.judge_accepted & greedy.unsqueeze(-1)
+        judge = judged.sum()
+        exact = (result.num_accepted * greedy).sum() - judge
+        self.totals += torch.stack([exact, judge, stock])
+        self.judge_per_position += judged.sum(0)
+
+    def snapshot(self) -> dict:
+        """Cumulative counts as plain ints (synchronises with the device)."""
+        exact, judge, stock = self.totals.tolist()
+        return {"accepted_exact": exact, "accepted_judge": judge, "stock_cycles": stock,
+                "judge_accepted_per_position": self.judge_per_position.tolist()}

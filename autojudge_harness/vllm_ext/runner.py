@@ -1,0 +1,79 @@
+"""``AutoJudgeModelRunner``: vLLM 0.33.0's Model Runner V2 that installs the AutoJudge rejection
+sampler and hands it the target's last hidden states of the verified rows.
+
+- ``__init__`` checks the settings shipped in ``additional_config`` and the speculative config.
+- ``load_model`` (after vLLM's) loads the judge on this worker, checks it against the models'
+  hidden sizes and identities, and replaces vLLM's rejection sampler by ours (last pipeline
+  rank only; the other ranks have no sampler).
+- ``sample`` keeps ``hidden_states[input_batch.logits_indices]`` (last layer after the final
+  norm, the rows vLLM computes logits from) for the sampler, and counts forward passes.
+"""
+
+from __future__ import annotations
+
+import torch
+from vllm.v1.worker.gpu.model_runner import GPUModelRunner
+from vllm.v1.worker.gpu.spec_decode.rejection_sampler import RejectionSampler
+
+from .batched import LenientRule
+from .sampler import AutoJudgeRejectionSampler
+from .settings import (AutoJudgeSettings, VLLMSettingsError, check_speculative_config, check_vllm_version,
+                       load_vllm_judge, resolve_threshold)
+
+
+class AutoJudgeModelRunner(GPUModelRunner):
+    """GPUModelRunner (V2) with AutoJudge verification for greedy requests."""
+
+    def __init__(self, vllm_config, device: torch.device):
+        check_vllm_version()
+        self.autojudge = AutoJudgeSettings.from_additional_config(vllm_config.additional_config)
+        check_speculative_config(vllm_config.speculative_config)
+        if self.autojudge.judge and vllm_config.parallel_config.enable_batch_sharded_sampling:
+            raise VLLMSettingsError("enable_batch_sharded_sampling reorders the sampled rows across ranks; "
+                                    "it cannot be combined with an AutoJudge judge")
+        super().__init__(vllm_config, device)
+        self.autojudge_calls = {"target_calls": 0, "draft_calls": 0}
+
+    def load_model(self, load_dummy_weights: bool = False, *args, model=None, **kwargs) -> None:
+        super().load_model(load_dummy_weights, *args, model=model, **kwargs)
+        if self.rejection_sampler is None or self.autojudge.mode == "lossless":
+            return
+        if type(self.rejection_sampler) is not RejectionSampler:
+            raise VLLMSettingsError(f"this model brings its own rejection sampler "
+                                    f"({type(self.rejection_sampler).__name__}); AutoJudge cannot replace it")
+        self.rejection_sampler = AutoJudgeRejectionSampler(
+            self.sampler, self.speculative_config, self.device, rule=self._lenient_rule(),
+            watermark_key=self.rejection_sampler.watermark_key)
+
+    def _lenient_rule(self) -> LenientRule:
+        settings = self.autojudge
+        if settings.mode == "top_k":
+            return LenientRule(top_k=settings.accept_top_k)
+        draft_config = self.speculative_config.draft_model_config
+        judge = load_vllm_judge(settings, self.model_config.get_hidden_size(), draft_config.get_hidden_size(),
+                                self.model_config.model, draft_config.model)
+        return LenientRule(judge=judge, threshold=resolve_threshold(settings, judge))
+
+    def sample(self, hidden_states: torch.Tensor, input_batch, grammar_output):
+        sampler = self.rejection_sampler
+        ours = isinstance(sampler, AutoJudgeRejectionSampler)
+        self.autojudge_calls["target_calls"] += 1
+        if self.speculator is not None:   # sample_tokens drafts right after: W batched draft forwards
+            self.autojudge_calls["draft_calls"] += self.num_speculative_steps
+        if ours and sampler.rule.needs_hidden and input_batch.num_draft_tokens > 0:
+            sampler.hidden_rows = hidden_states[input_batch.logits_indices]
+        try:
+            return super().sample(hidden_states, input_batch, grammar_output)
+        finally:
+            if ours:
+                sampler.hidden_rows = None
+
+    def autojudge_stats(self) -> dict | None:
+        """Cumulative counts of this worker (None on ranks that do not sample): forward passes,
+        the sampler's exact/judge-accepted tokens, and windows left to vLLM's own sampler."""
+        if self.sampler is None:
+            return None
+        stats = {"mode": self.autojudge.mode, **self.autojudge_calls}
+        if isinstance(self.rejection_sampler, AutoJudgeRejectionSampler):
+            stats.update(self.rejection_sampler.counters.snapshot())
+        return stats

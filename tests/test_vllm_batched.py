@@ -1,0 +1,293 @@
+"""The vLLM backend's acceptance computation (autojudge_harness.vllm_ext.batched), pure torch:
+batched rows == the naive per-request rule, threshold 0 == vLLM 0.33.0's greedy kernel, judge
+math == sklearn, chunking, counters. No vllm needed."""
+
+import numpy as np
+import pytest
+import torch
+
+from autojudge_harness.judge import load_judge, save_judge
+from autojudge_harness.vllm_ext.batched import (AcceptanceCounters, LenientRule, draft_permitted_rows,
+                                                judge_probabilities, merge_greedy, next_row, verify_windows)
+
+
+def first_argmax(row) -> int:
+    """Index of the first maximum (vLLM's kernels and torch.argmax break ties to the lowest id)."""
+    values = row.tolist()
+    return values.index(max(values))
+
+
+def random_batch(gen: torch.Generator, width: int, vocab: int = 6, max_reqs: int = 6, hidden: int = 0):
+    """Rows of 1..6 requests with 1..W+1 rows each; integer logits (many ties); drafts that often
+    equal the previous row's argmax, sometimes -1 placeholders; a few -inf (masked) logits."""
+    def rand(*shape, high):
+        return torch.randint(0, high, shape, generator=gen)
+
+    counts = [int(rand(1, high=width + 1)) + 1 for _ in range(int(rand(1, high=max_reqs)) + 1)]
+    cu = torch.tensor([0] + np.cumsum(counts).tolist(), dtype=torch.int32)
+    n = int(cu[-1])
+    logits = rand(n, vocab, high=4).float()
+    logits[torch.rand(n, vocab, generator=gen) < 0.1] = float("-inf")
+    drafts = rand(n, high=vocab)
+    for r in range(1, n):
+        if float(torch.rand(1, generator=gen)) < 0.6:
+            drafts[r] = first_argmax(logits[r - 1])
+    drafts[torch.rand(n, generator=gen) < 0.08] = -1
+    allowed = torch.rand(n, generator=gen) < 0.3
+    hidden_rows = torch.randn(n, hidden, generator=gen) if hidden else None
+    return cu, logits, drafts.to(torch.int32), allowed, hidden_rows
+
+
+def naive_request(targets, drafts, allowed):
+    """The protocol per request, literally: accept d_i while it is a valid draft and (equal to the
+    target's token or allowed); then the target's token. Returns (emitted tokens, judge-accepted)."""
+    out, judged = [], 0
+    for i, d in enumerate(drafts):
+        if d < 0 or not (d == targets[i] or allowed[i]):
+            break
+        out.append(d)
+        judged += d != targets[i]
+    return out + [targets[len(out)]], judged
+
+
+def naive_batch(cu, logits, drafts, allowed_rows):
+    results = []
+    for j in range(len(cu) - 1):
+        s, e = int(cu[j]), int(cu[j + 1])
+        targets = [first_argmax(logits[r]) for r in range(s, e)]
+        req_drafts = [int(drafts[r]) for r in range(s + 1, e)]
+        req_allowed = [bool(allowed_rows[r]) if allowed_rows is not None else False for r in range(s, e - 1)]
+        results.append(naive_request(targets, req_drafts, req_allowed))
+    return results
+
+
+def stock_greedy_kernel(cu, logits, drafts, width):
+    """vLLM 0.33.0's greedy verification, transcribed from rejection_sampler_utils.py:
+    ``_rejection_kernel`` (is_greedy branch, FLY_WINDOW_SIZE == 0, no synthetic rates) followed by
+    ``_insert_resampled_kernel`` (greedy: only the bonus row is resampled, as its argmax).
+    Returns (sampled (R, W+1) with unwritten slots None, num_sampled (R,))."""
+    sampled, num_sampled = [], []
+    for req in range(len(cu) - 1):
+        start, end = int(cu[req]), int(cu[req + 1])
+        row = [None] * (width + 1)
+        accepted_length, verifying = 0, True
+        for i in range(end - start - 1):
+            logit_idx = start + i
+            draft = int(drafts[logit_idx + 1])
+            is_valid_draft = draft >= 0
+            draft = max(0, draft)
+            if verifying:
+                target_argmax = first_argmax(logits[logit_idx])
+                accepted = target_argmax == draft and is_valid_draft
+                verifying = accepted
+                accepted_length += accepted
+                row[i] = target_argmax if not accepted else draft
+        n = accepted_length                       # rejected_steps_ptr -> num_sampled
+        if start + n == end - 1:                  # _insert_resampled_kernel: bonus row
+            row[n] = first_argmax(logits[end - 1])
+        sampled.append(row)
+        num_sampled.append(n + 1)
+    return sampled, num_sampled
+
+
+def check_against(result, expected):
+    for j, (tokens, judged) in enumerate(expected):
+        n = len(tokens)
+        assert int(result.num_accepted[j]) + 1 == n
+        assert result.tokens[j, :n].tolist() == tokens
+        assert (result.tokens[j, n:] == -1).all()
+        assert int(result.judge_accepted[j].sum()) == judged
+
+
+def test_batched_rows_equal_naive_rule_and_chunking_is_invisible():
+    gen = torch.Generator().manual_seed(0)
+    judged = placeholders = 0
+    for trial in range(2500):
+        width = 1 + trial % 6
+        cu, logits, drafts, allowed, _ = random_batch(gen, width)
+        expected = naive_batch(cu, logits, drafts, allowed)
+        whole = verify_windows(logits.argmax(-1), drafts, cu, width, allowed)
+        check_against(whole, expected)
+        # vLLM verifies in chunks of whole requests, each with its own cu_num_logits
+        reqs = len(cu) - 1
+        bounds = sorted({0, reqs, *torch.randint(0, reqs + 1, (2,), generator=gen).tolist()})
+        parts = []
+        for a, b in zip(bounds, bounds[1:]):
+            lo, hi = int(cu[a]), int(cu[b])
+            parts.append(verify_windows(logits[lo:hi].argmax(-1), drafts[lo:hi], cu[a:b + 1] - lo, width,
+                                        allowed[lo:hi]))
+        assert torch.equal(torch.cat([p.tokens for p in parts]), whole.tokens)
+        assert torch.equal(torch.cat([p.num_accepted for p in parts]), whole.num_accepted)
+        judged += sum(j for _, j in expected)
+        placeholders += int((drafts < 0).sum())
+    assert judged > 1000 and placeholders > 1000   # the cases the comparison is about did occur
+
+
+def test_threshold_zero_and_no_rule_reproduce_vllm_greedy_kernel(tmp_path):
+    gen = torch.Generator().manual_seed(1)
+    hidden = 8
+    path = save_judge(tmp_path / "j.safetensors", feature_kind="DT", target_hidden_size=hidden, draft_hidden_size=4,
+                      target_model="t", draft_model="d", mean=torch.zeros(hidden), scale=torch.ones(hidden),
+                      weight=torch.randn(hidden, generator=gen), bias=-3.0, threshold=0.5, threshold_table=[],
+                      training={})
+    rule = LenientRule(judge=load_judge(path), threshold=0.0)
+    full_windows = 0
+    for trial in range(1500):
+        width = 1 + trial % 5
+        cu, logits, drafts, _, hidden_rows = random_batch(gen, width, hidden=hidden)
+        sampled, num_sampled = stock_greedy_kernel(cu, logits, drafts, width)
+        for allowed in (None, rule.allowed_rows(logits, drafts, hidden_rows)):
+            result = verify_windows(logits.argmax(-1), drafts, cu, width, allowed)
+            assert (result.num_accepted + 1).tolist() == num_sampled
+            for j, n in enumerate(num_sampled):
+                assert result.tokens[j, :n].tolist() == sampled[j][:n]
+        full_windows += sum(n == int(cu[j + 1] - cu[j]) for j, n in enumerate(num_sampled))
+    assert full_windows > 500   # bonus tokens were compared too
+
+
+def test_threshold_above_one_accepts_every_valid_permitted_draft(tmp_path):
+    gen = torch.Generator().manual_seed(2)
+    path = save_judge(tmp_path / "j.safetensors", feature_kind="DT", target_hidden_size=4, draft_hidden_size=4,
+                      target_model="t", draft_model="d", mean=torch.zeros(4), scale=torch.ones(4),
+                      weight=torch.randn(4, generator=gen), bias=0.0, threshold=0.5, threshold_table=[], training={})
+    rule = LenientRule(judge=load_judge(path), threshold=1.01)
+    for _ in range(300):
+        cu, logits, drafts, _, hidden_rows = random_batch(gen, 4, hidden=4)
+        allowed = rule.allowed_rows(logits, drafts, hidden_rows)
+        assert torch.equal(allowed, draft_permitted_rows(logits, drafts))
+        result = verify_windows(logits.argmax(-1), drafts, cu, 4, allowed)
+        for j in range(len(cu) - 1):
+            s, e = int(cu[j]), int(cu[j + 1])
+            ok = [bool(drafts[r] >= 0 and logits[r - 1, drafts[r]] > float("-inf")) for r in range(s + 1, e)]
+            expected = ok.index(False) if False in ok else len(ok)
+            assert int(result.num_accepted[j]) == expected
+
+
+def test_judge_rule_reads_the_hidden_state_of_the_drafted_token(tmp_path):
+    """Row r verifies draft_inputs[r+1]; its judge feature is hidden[r+1] (the state produced when
+    that token is fed), as in the HF backend."""
+    gen = torch.Generator().manual_seed(3)
+    path = save_judge(tmp_path / "j.safetensors", feature_kind="DT", target_hidden_size=6, draft_hidden_size=6,
+                      target_model="t", draft_model="d", mean=torch.randn(6, generator=gen),
+                      scale=torch.rand(6, generator=gen) + 0.5, weight=torch.randn(6, generator=gen), bias=0.1,
+                      threshold=0.5, threshold_table=[], training={})
+    judge = load_judge(path)
+    rule = LenientRule(judge=judge, threshold=0.5)
+    for _ in range(200):
+        cu, logits, drafts, _, hidden_rows = random_batch(gen, 5, hidden=6)
+        allowed = rule.allowed_rows(logits, drafts, hidden_rows)
+        for r in range(len(drafts)):
+            expected = False
+            if r + 1 < len(drafts) and drafts[r + 1] >= 0 and logits[r, drafts[r + 1]] > float("-inf"):
+                prob = torch.sigmoid(hidden_rows[r + 1].double() @ judge.weight.double() + float(judge.bias))
+                expected = bool(prob < 0.5)
+            assert bool(allowed[r]) == expected
+    with pytest.raises(ValueError, match="one target hidden state per logits row"):
+        rule.allowed_rows(logits, drafts, hidden_rows[:-1])
+
+
+def test_judge_probabilities_equal_sklearn_pipeline_in_fp32(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(1.0, 3.0, size=(600, 24))
+    y = (x[:, 2] - 0.7 * x[:, 9] + rng.normal(size=600) > 1.0).astype(int)
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(C=0.5)).fit(x, y)
+    path = save_judge(tmp_path / "dt.safetensors", feature_kind="DT", target_hidden_size=24, draft_hidden_size=16,
+                      target_model="t", draft_model="d", mean=pipe[0].mean_, scale=pipe[0].scale_,
+                      weight=pipe[1].coef_[0], bias=float(pipe[1].intercept_[0]), threshold=0.5,
+                      threshold_table=[], training={})
+    rule = LenientRule(judge=load_judge(path), threshold=0.5).to("cpu")
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")   # vLLM may lower it; the judge must not follow
+    try:
+        for dtype in (torch.float32, torch.bfloat16):
+            hidden = torch.tensor(x, dtype=dtype)
+            got = judge_probabilities(rule.judge, hidden)
+            assert got.dtype == torch.float32
+            want = pipe.predict_proba(hidden.float().double().numpy())[:, 1]
+            np.testing.assert_allclose(got.numpy(), want, atol=1e-5)
+        assert torch.get_float32_matmul_precision() == "medium"
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
+def top_k_rank_ok(row, token, k):
+    """Naive top-K: fewer than k tokens rank before ``token`` (higher logit, or equal and lower id)."""
+    ahead = sum(1 for v, x in enumerate(row.tolist()) if x > row[token] or (x == row[token] and v < token))
+    return ahead < k
+
+
+def test_top_k_rule_equals_naive_rank_and_k1_is_lossless():
+    gen = torch.Generator().manual_seed(5)
+    for trial in range(600):
+        k = 1 + trial % 4
+        cu, logits, drafts, _, _ = random_batch(gen, 4)
+        allowed = LenientRule(top_k=k).allowed_rows(logits, drafts)
+        for r in range(len(drafts)):
+            d = int(drafts[r + 1]) if r + 1 < len(drafts) else -1
+            expected = d >= 0 and logits[r, d] > float("-inf") and top_k_rank_ok(logits[r], d, k)
+            assert bool(allowed[r]) == expected
+        if k == 1:
+            lossless = verify_windows(logits.argmax(-1), drafts, cu, 4)
+            top1 = verify_windows(logits.argmax(-1), drafts, cu, 4, allowed)
+            assert torch.equal(lossless.tokens, top1.tokens) and not top1.judge_accepted.any()
+    # a masked (-inf) draft token is never let through, however large K
+    logits = torch.tensor([[0.0, float("-inf"), 1.0], [0.0, 0.0, 0.0]])
+    assert not LenientRule(top_k=3).allowed_rows(logits, torch.tensor([2, 1], dtype=torch.int32))[0]
+
+
+def test_rule_arguments_are_checked(tmp_path):
+    path = save_judge(tmp_path / "dd.safetensors", feature_kind="DD-DT", target_hidden_size=4, draft_hidden_size=4,
+                      target_model="t", draft_model="d", mean=torch.zeros(8), scale=torch.ones(8),
+                      weight=torch.zeros(8), bias=0.0, threshold=0.5, threshold_table=[], training={})
+    with pytest.raises(ValueError, match="DT judge features only, not DD-DT"):
+        LenientRule(judge=load_judge(path))
+    with pytest.raises(ValueError, match="exactly one of a judge or top_k"):
+        LenientRule()
+    dt = save_judge(tmp_path / "dt.safetensors", feature_kind="DT", target_hidden_size=4, draft_hidden_size=4,
+                    target_model="t", draft_model="d", mean=torch.zeros(4), scale=torch.ones(4),
+                    weight=torch.zeros(4), bias=0.0, threshold=0.5, threshold_table=[], training={})
+    with pytest.raises(ValueError, match="exactly one of a judge or top_k"):
+        LenientRule(judge=load_judge(dt), top_k=2)
+
+
+def test_merge_greedy_and_counters():
+    gen = torch.Generator().manual_seed(6)
+    width = 3
+    counters = AcceptanceCounters(width, "cpu")
+    totals = {"exact": 0, "judge": 0, "stock": 0}
+    per_position = [0] * width
+    for _ in range(200):
+        cu, logits, drafts, allowed, _ = random_batch(gen, width)
+        reqs = len(cu) - 1
+        greedy = torch.rand(reqs, generator=gen) < 0.7
+        result = verify_windows(logits.argmax(-1), drafts, cu, width, allowed)
+        stock_sampled = torch.full((reqs, width + 1), 777, dtype=torch.int64)
+        stock_num = torch.full((reqs,), 9, dtype=torch.int32)
+        sampled, num = merge_greedy(greedy, result, stock_sampled, stock_num)
+        assert num.dtype == torch.int32 and sampled.dtype == torch.int64
+        for j in range(reqs):
+            if greedy[j]:
+                assert torch.equal(sampled[j], result.tokens[j]) and int(num[j]) == int(result.num_accepted[j]) + 1
+                judged = result.judge_accepted[j]
+                totals["judge"] += int(judged.sum())
+                totals["exact"] += int(result.num_accepted[j]) - int(judged.sum())
+                per_position = [a + int(b) for a, b in zip(per_position, judged)]
+            else:
+                assert (sampled[j] == 777).all() and int(num[j]) == 9
+                totals["stock"] += int(cu[j + 1] - cu[j]) > 1
+        counters.add(greedy, cu, result)
+        counters.add(torch.zeros(reqs, dtype=torch.bool), cu)   # a chunk without greedy requests
+        totals["stock"] += sum(int(cu[j + 1] - cu[j]) > 1 for j in range(reqs))
+    snap = counters.snapshot()
+    assert snap == {"accepted_exact": totals["exact"], "accepted_judge": totals["judge"],
+                    "stock_cycles": totals["stock"], "judge_accepted_per_position": per_position}
+    assert totals["judge"] > 0 and totals["exact"] > 0
+
+
+def test_next_row_handles_empty_and_fill():
+    assert next_row(torch.tensor([1, 2, 3]), -1).tolist() == [2, 3, -1]
+    assert next_row(torch.zeros(0, dtype=torch.long), -1).shape == (0,)
