@@ -15,11 +15,14 @@ overhead dominates a small model; on CPU it measured no faster (the forwards are
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass
 
 import torch
+import transformers
 from transformers import DynamicCache, StaticCache
+from transformers.cache_utils import StaticLayer
 
 from .acceptance import accept, judge_allows, top_k_allows
 from .judge import Judge
@@ -51,6 +54,7 @@ class CachedModel:
                       else DynamicCache(config=model.config))
         self.capacity = static_length
         self.compiled = compiled
+        self.cache_arg = cache_argument(model.model)
         self.length = 0
         self.calls = 0
 
@@ -64,7 +68,7 @@ class CachedModel:
         after the final norm."""
         ids = torch.as_tensor(token_ids, device=self.device).view(1, -1)
         forward = self.compiled if self.compiled is not None and self.length else self.model.model
-        out = forward(input_ids=ids, cache=self.cache, use_cache=True)
+        out = forward(input_ids=ids, use_cache=True, **{self.cache_arg: self.cache})
         self.length += ids.shape[1]
         self.calls += 1
         return out.last_hidden_state[0]
@@ -84,6 +88,17 @@ class CachedModel:
             self.length = length
 
 
+def cache_argument(model: torch.nn.Module) -> str:
+    """The name ``model.forward`` takes its KV cache by: ``cache`` from transformers 5.21 on (5.24 is
+    pinned for the HF backend), ``past_key_values`` before (vLLM 0.33.0's transformers < 5.21)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def static_cache_croppable() -> bool:
+    """Whether this transformers' static cache layers support ``crop`` (5.24 does, 5.20 does not)."""
+    return hasattr(StaticLayer, "crop")
+
+
 def check_window(window) -> None:
     """Raise ValueError unless ``window`` (draft tokens per cycle) is an integer >= 1."""
     if not isinstance(window, int) or isinstance(window, bool) or window < 1:
@@ -101,6 +116,9 @@ class SpeculativeDecoder:
             raise ValueError("accept_top_k is an alternative to the judge: give one or the other")
         if accept_top_k is not None and (not isinstance(accept_top_k, int) or accept_top_k < 1):
             raise ValueError(f"accept_top_k must be an integer >= 1, got {accept_top_k!r}")
+        if compile and not static_cache_croppable():
+            raise ValueError("compile=True needs transformers >= 5.24 (static KV caches that can be cropped); "
+                             f"this is {transformers.__version__}")
         if judge is not None:
             judge.check_models(pair.target.config.hidden_size, pair.draft.config.hidden_size,
                                pair.target_name, pair.draft_name)
@@ -159,6 +177,7 @@ class SpeculativeDecoder:
                stats: DecodingStats) -> None:
         """One draft window + verification; extends ``tokens`` in place."""
         drafted, draft_rows = self._propose(tokens, draft, width)
+        width = drafted.shape[0]
         start = len(tokens) - 1
         hidden = target.feed(torch.cat([torch.tensor(tokens[-1:], device=target.device), drafted]))
         logits = target.logits(hidden)                        # rows: last token, d1..dW
@@ -183,17 +202,22 @@ class SpeculativeDecoder:
 
     def _propose(self, tokens: list[int], draft: CachedModel, width: int):
         """Greedy draft tokens d1..dW (a device tensor) and, for a DD-DT judge, the draft's hidden
-        states at d1..d(W-1) (produced by feeding them while drafting)."""
+        states at d1..d(W-1) (produced by feeding them while drafting). On CPU the window ends early
+        at a drafted EOS (nothing after it can be used); on GPUs that check would stall the launch
+        queue once per token, so the window runs to W there."""
         drafted, rows = [], []
         step = tokens[draft.length:]
+        stop_at_eos = draft.device.type == "cpu"
         for _ in range(width):
             hidden = draft.feed(step)
             rows.append(hidden[-1])
             step = draft.argmax(hidden[-1:])
             drafted.append(step)
+            if stop_at_eos and int(step) in self.eos_ids:
+                break
         keep_rows = self.judge is not None and self.judge.feature_kind == "DD-DT"
         drafted = torch.cat(drafted) if drafted else torch.zeros(0, dtype=torch.long, device=draft.device)
-        return drafted, (torch.stack(rows[1:]) if keep_rows and width > 1 else None)
+        return drafted, (torch.stack(rows[1:]) if keep_rows and len(drafted) > 1 else None)
 
     def _judge_allows(self, drafted, target_tokens, target_rows, draft_rows, draft: CachedModel) -> torch.Tensor:
         """The judge's verdicts for d1..dW. DD-DT needs the draft's row at dW (one more draft

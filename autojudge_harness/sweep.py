@@ -142,7 +142,8 @@ def combine(runs: list[tuple[SweepPoint, dict, dict, Path]], task: str, metric: 
         "judge": next((r[1]["config"]["autojudge"]["judge"] for r in runs if r[0].mode == "judge"), None),
         "limit": runs[0][1]["config"].get("limit"),
         "points": rows,
-        "pareto": {x: pareto_front(rows, x, "metric") for x in ("accepted_per_cycle", "speed_vs_lossless")},
+        "pareto": {y: {x: pareto_front(rows, x, y) for x in ("accepted_per_cycle", "speed_vs_lossless")}
+                   for y in ("metric", "agreement_with_lossless")},
     }
 
 
@@ -159,8 +160,9 @@ def _agreement(answers: dict, reference: dict, filter_name: str | None) -> float
 
 def pareto_front(rows: list[dict], x: str, y: str) -> list[str]:
     """Labels of the rows no other row beats on both ``x`` and ``y`` (higher is better), by ``x``."""
-    front = [r for r in rows if r[x] is not None and not any(
-        o[x] is not None and o[x] >= r[x] and o[y] >= r[y] and (o[x] > r[x] or o[y] > r[y]) for o in rows)]
+    rows = [r for r in rows if r[x] is not None and r[y] is not None]
+    front = [r for r in rows if not any(
+        o[x] >= r[x] and o[y] >= r[y] and (o[x] > r[x] or o[y] > r[y]) for o in rows)]
     return [r["label"] for r in sorted(front, key=lambda r: r[x])]
 
 

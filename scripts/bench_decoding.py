@@ -47,6 +47,23 @@ def hf_generate(pair, prompt: list[int], max_new_tokens: int, assistant=None, wi
     return (new[: new.index(eos)] if eos in new else new), seconds
 
 
+def time_judge(decoder: SpeculativeDecoder) -> list[float]:
+    """Accumulate the wall time of ``decoder``'s judge step (features, probabilities and DD-DT's
+    extra draft forward) into the returned one-element list."""
+    spent = [0.0]
+    judge_step = decoder._judge_allows
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return judge_step(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - start
+
+    decoder._judge_allows = timed
+    return spent
+
+
 def run(args) -> dict:
     torch.set_num_threads(args.threads)
     config = pair_config(args.preset, args.target, args.draft, args.judge, args.window)
@@ -76,6 +93,8 @@ def run(args) -> dict:
     for mode in modes.values():
         if isinstance(mode, SpeculativeDecoder):
             mode.generate(prompts[0][:16], 4)
+    judge_seconds = {name: time_judge(mode) for name, mode in modes.items()
+                     if isinstance(mode, SpeculativeDecoder) and mode.judge is not None}
     outputs = {name: [] for name in modes}
     seconds = dict.fromkeys(modes, 0.0)
     stats = dict.fromkeys(modes)
@@ -101,6 +120,11 @@ def run(args) -> dict:
             "tokens_per_second": tokens / seconds[name],
             "accepted_per_cycle": summary.get("accepted_per_cycle"),
             "target_calls": summary.get("target_calls"), "draft_calls": summary.get("draft_calls"),
+            "cycles": summary.get("cycles"),
+            # draft forwards beyond one per drafted token and one prefill per request: DD-DT's dW rows
+            "extra_draft_forwards": (summary["draft_calls"] - summary["drafted_tokens"] - summary["requests"]
+                                     if summary else None),
+            "judge_time_s": judge_seconds[name][0] if name in judge_seconds else None,
             "identical_to_target": outputs[name] == reference,
             "answer_agreement": sum(answers_equal(a, b) or (a is None and b is None)
                                     for a, b in zip(answers, ref_answers)) / len(reference),
@@ -123,6 +147,16 @@ def print_table(result: dict) -> None:
         print(f"| {r['mode']} | {r['wall_time_s']:.1f} | {r['generated_tokens']} | {r['tokens_per_second']:.1f} | "
               f"{r['tokens_per_second'] / base:.2f}x | {apc} | {calls} | "
               f"{'yes' if r['identical_to_target'] else 'no'} | {r['answer_agreement']:.2f} |")
+    rows = {r["mode"]: r for r in result["rows"]}
+    lossless, zero = rows.get("ours, lossless"), rows.get("ours, judge t=0 (judge overhead)")
+    if lossless and zero:
+        print(f"\njudge overhead at threshold 0 (same tokens as lossless): "
+              f"{zero['wall_time_s'] / lossless['wall_time_s'] - 1:+.1%} wall time")
+    for r in result["rows"]:
+        if r.get("judge_time_s") is not None:
+            print(f"{r['mode']}: judge step {r['judge_time_s']:.2f} s = {r['judge_time_s'] / r['wall_time_s']:.1%} of "
+                  f"decoding time ({r['extra_draft_forwards']} extra draft forwards for DD-DT rows of dW "
+                  f"in {r['cycles']} cycles)")
 
 
 def main(argv=None) -> None:

@@ -31,7 +31,8 @@ def print_table(combined: dict) -> None:
         print(f"| {r['label']} | {r['metric']:.3f} | {r['agreement_with_lossless']:.2f} | {r['accepted_per_cycle']:.2f} | "
               f"{r['accepted_per_cycle_vs_lossless']:.2f}x | {r['tokens_per_second']:.1f} | {r['speed_vs_lossless']:.2f}x | "
               f"{r['judge_accepted_fraction']:.2f} |")
-    print(f"Pareto (metric vs accepted/cycle): {', '.join(combined['pareto']['accepted_per_cycle'])}")
+    for y, fronts in combined["pareto"].items():
+        print(f"Pareto front, {y} vs accepted/cycle: {', '.join(fronts['accepted_per_cycle'])}")
 
 
 def main(argv=None) -> None:

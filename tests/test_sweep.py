@@ -57,7 +57,8 @@ def test_combine_is_relative_to_lossless_and_writes_a_plot(tmp_path):
     assert rows["top-4"]["accepted_per_cycle_vs_lossless"] == 2.0
     assert rows["top-4"]["agreement_with_lossless"] == 0.5 and rows["judge t=0.3"]["agreement_with_lossless"] == 1.0
     assert rows["judge t=0.3"]["metric_stderr"] == 0.01
-    assert combined["pareto"]["accepted_per_cycle"] == ["judge t=0.3", "top-4"]
+    assert combined["pareto"]["metric"]["accepted_per_cycle"] == ["judge t=0.3", "top-4"]
+    assert combined["pareto"]["agreement_with_lossless"]["speed_vs_lossless"] == ["judge t=0.3", "top-4"]
     plot_sweep(combined, tmp_path / "s.png")
     assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="lossless"):
