@@ -24,16 +24,14 @@ Steps (``run``; ``scripts/lcb_5fold.py`` is the CLI), all under one run director
 from __future__ import annotations
 
 import json
-import os
 import random
-from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Sequence
 
 from tqdm import tqdm
 
-from mining.pipeline import file_sha256
+from mining.pipeline import environment, file_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 JSONL_ENV = "AUTOJUDGE_LCB_JSONL"
@@ -67,25 +65,6 @@ def write_or_check_folds(path: Path, document: dict) -> dict:
         return found
     path.write_text(json.dumps(document, indent=1) + "\n")
     return document
-
-
-@contextmanager
-def environment(**values: str | None):
-    """Set (or unset, for None) environment variables for the duration of the block."""
-    previous = {k: os.environ.get(k) for k in values}
-    try:
-        for k, v in values.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        yield
-    finally:
-        for k, v in previous.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @dataclass

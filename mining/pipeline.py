@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -16,6 +17,25 @@ from .store import ShardWriter, done_question_ids, init_run, make_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 GSM8K_TASK = "autojudge_gsm8k_cot_llama_zeroshot"
+
+
+@contextmanager
+def environment(**values: str | None):
+    """Set (or unset, for None) environment variables for the duration of the block."""
+    previous = {k: os.environ.get(k) for k in values}
+    try:
+        for k, v in values.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in previous.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def file_sha256(path: str | Path) -> str:
@@ -54,17 +74,10 @@ class TaskPrompter:
                  data_env: dict[str, str] | None = None):
         from lm_eval.tasks import TaskManager
 
-        previous = {key: os.environ.get(key) for key in data_env or {}}
-        for key, value in (data_env or {}).items():
-            os.environ[key] = previous[key] or value
-        try:
+        with environment(**{key: os.environ.get(key) or value for key, value in (data_env or {}).items()}):
             manager = TaskManager(include_path=str(include_path), include_defaults=False)
             self.task_name = task
             self.task = manager.load([task])["tasks"][task]
-        finally:
-            for key, value in previous.items():
-                if value is None:
-                    del os.environ[key]
         self.tokenizer = tokenizer
         self.stop = tuple(self.task.config.generation_kwargs.get("until", ()))
 
