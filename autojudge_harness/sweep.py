@@ -62,9 +62,11 @@ def default_thresholds(judge: Judge, count: int = 6) -> list[float]:
 
 def run_sweep(lm, points: list[SweepPoint], task: str, out_dir: Path, judge: str | None, *,
               task_manager=None, limit: int | float | None = None, gen_kwargs: str | None = None,
-              apply_chat_template: bool = False, metric: str | None = None) -> dict:
+              apply_chat_template: bool = False, metric: str | None = None,
+              confirm_run_unsafe_code: bool = False) -> dict:
     """Evaluate every point with ``lm`` (an ``AutoJudgeHFLM``); write the files above; return the
-    combined leaderboard."""
+    combined leaderboard. Tasks that execute model-written code (``unsafe_code``, e.g. LiveCodeBench)
+    need ``confirm_run_unsafe_code``, as with lm-eval's CLI."""
     import lm_eval
     from lm_eval.utils import handle_non_serializable
 
@@ -85,7 +87,7 @@ def run_sweep(lm, points: list[SweepPoint], task: str, out_dir: Path, judge: str
             results = lm_eval.simple_evaluate(
                 model=lm, tasks=[task], task_manager=task_manager, limit=limit, gen_kwargs=gen_kwargs,
                 apply_chat_template=apply_chat_template, fewshot_as_multiturn=apply_chat_template,
-                log_samples=True, confirm_run_unsafe_code=True)
+                log_samples=True, confirm_run_unsafe_code=confirm_run_unsafe_code)
             answers: dict = {}
             for sample in results["samples"].get(task, []):
                 answers.setdefault(str(sample["doc_id"]), {})[sample["filter"]] = sample["filtered_resps"]

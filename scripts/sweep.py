@@ -52,6 +52,8 @@ def main(argv=None) -> None:
     p.add_argument("--limit", type=float)
     p.add_argument("--gen-kwargs", help="lm-eval gen_kwargs override, e.g. max_gen_toks=128")
     p.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
+    p.add_argument("--confirm_run_unsafe_code", action="store_true",
+                   help="allow tasks that execute model-written code (LiveCodeBench), as lm_eval's flag")
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default="auto")
     p.add_argument("--compile", action="store_true", help="static KV cache + torch.compile (GPU)")
@@ -80,7 +82,7 @@ def main(argv=None) -> None:
     combined = run_sweep(lm, points, args.task, args.out, judge,
                          task_manager=TaskManager(include_path=str(args.include_path)),
                          limit=limit, gen_kwargs=args.gen_kwargs, apply_chat_template=not args.no_chat,
-                         metric=args.metric)
+                         metric=args.metric, confirm_run_unsafe_code=args.confirm_run_unsafe_code)
     print_table(combined)
     print(f"\nwrote {args.out / 'sweep.json'} and {args.out / 'sweep.png'}")
 

@@ -102,3 +102,5 @@ def test_sweep_on_the_embedded_pair_in_one_process(tmp_path, embedded_pair, monk
     stamp = point_file.stat().st_mtime_ns
     assert run_sweep(lm, points, TASK, tmp_path, judge, **kwargs) == combined   # resumed: nothing re-run
     assert point_file.stat().st_mtime_ns == stamp
+    with pytest.raises(ValueError, match="marked as unsafe"):   # code-executing tasks need the user's consent
+        run_sweep(lm, points[:1], "autojudge_lcb_bundled", tmp_path / "lcb", None, **kwargs)
