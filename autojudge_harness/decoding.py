@@ -25,8 +25,8 @@ from transformers import DynamicCache, StaticCache
 from transformers.cache_utils import StaticLayer
 
 from .acceptance import accept, judge_allows, top_k_allows
-from .judge import Judge
 from .models import ModelPair
+from .settings import AcceptanceSettings, check_window
 from .stats import DecodingStats
 
 
@@ -99,35 +99,26 @@ def static_cache_croppable() -> bool:
     return hasattr(StaticLayer, "crop")
 
 
-def check_window(window) -> None:
-    """Raise ValueError unless ``window`` (draft tokens per cycle) is an integer >= 1."""
-    if not isinstance(window, int) or isinstance(window, bool) or window < 1:
-        raise ValueError(f"window must be an integer >= 1, got {window!r}")
-
-
 class SpeculativeDecoder:
-    """AutoJudge decoding for one ``ModelPair``. No judge (or threshold 0) is lossless;
-    ``accept_top_k`` replaces the judge with the top-K baseline (K=1 is lossless)."""
+    """AutoJudge decoding for one ``ModelPair`` under ``settings`` (``AcceptanceSettings``: lossless,
+    a judge file + threshold, or the top-K baseline; threshold 0 and K=1 are lossless too)."""
 
-    def __init__(self, pair: ModelPair, window: int = 8, judge: Judge | None = None,
-                 threshold: float | None = None, accept_top_k: int | None = None, compile: bool = False):
-        check_window(window)
-        if accept_top_k is not None and (judge is not None or threshold):
-            raise ValueError("accept_top_k is an alternative to the judge: give one or the other")
-        if accept_top_k is not None and (not isinstance(accept_top_k, int) or accept_top_k < 1):
-            raise ValueError(f"accept_top_k must be an integer >= 1, got {accept_top_k!r}")
+    def __init__(self, pair: ModelPair, window: int = 8, settings: AcceptanceSettings = AcceptanceSettings(),
+                 compile: bool = False):
+        self.window = check_window(window)
         if compile and not static_cache_croppable():
             raise ValueError("compile=True needs transformers >= 5.24 (static KV caches that can be cropped); "
                              f"this is {transformers.__version__}")
+        judge = settings.load_judge()
         if judge is not None:
             judge.check_models(pair.target.config.hidden_size, pair.draft.config.hidden_size,
                                pair.target_name, pair.draft_name)
             judge = judge.to(pair.target.device)
         self.pair = pair
-        self.window = window
+        self.settings = settings
         self.judge = judge
-        self.threshold = judge.threshold if threshold is None and judge is not None else (threshold or 0.0)
-        self.accept_top_k = accept_top_k
+        self.threshold = settings.resolved_threshold(judge)
+        self.accept_top_k = settings.accept_top_k
         self.eos_ids = _eos_ids(pair)
         self.compiled = ((torch.compile(pair.target.model, dynamic=False), torch.compile(pair.draft.model, dynamic=False))
                          if compile else None)

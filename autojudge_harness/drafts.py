@@ -30,11 +30,12 @@ import json
 import re
 import warnings
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 
 import torch
 
-PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+PRESETS_DIR = Path(str(files("autojudge_harness") / "presets"))  # shipped exit heads
 MODIFIERS = ("exit", "int8", "bf16")
 _REF = re.compile(r"^layers:([^+]*)((?:\+.*)?)$")
 
@@ -148,7 +149,7 @@ def load_exit_head(path: str | Path, model: torch.nn.Module, num_layers: int) ->
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"exit head file {path} not found; fit one with "
-                         f"scripts/measure_drafts.py --fit-exit-head {num_layers} --out {path}")
+                         f"autojudge bench drafts --data GSM8K_TRAIN.jsonl --fit-exit-head {num_layers} --out {path}")
     with safe_open(str(path), framework="pt") as f:
         record = json.loads((f.metadata() or {}).get("record", "{}"))
         tensors = {k: f.get_tensor(k) for k in f.keys()}

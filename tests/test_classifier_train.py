@@ -7,7 +7,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from autojudge_harness.judge import load_judge
-from classifiers.train import C_GRID, split_by_question, threshold_for_recall, train
+from autojudge_harness.training import C_GRID, split_by_question, threshold_for_recall, train
 
 GRID = C_GRID[-8:]  # a short grid keeps the test quick
 

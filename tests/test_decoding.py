@@ -5,6 +5,12 @@ import torch
 
 from autojudge_harness.decoding import SpeculativeDecoder
 from autojudge_harness.judge import JudgeFileError, load_judge, save_judge
+from autojudge_harness.settings import AcceptanceSettings, SettingsError
+
+
+def rule(judge=None, threshold=None, top_k=None) -> AcceptanceSettings:
+    """Acceptance settings for a loaded test judge (its file), a threshold, or top-K."""
+    return AcceptanceSettings(judge=judge.path if judge is not None else None, threshold=threshold, accept_top_k=top_k)
 
 
 def greedy_reference(model, prompt, max_new_tokens):
@@ -52,8 +58,8 @@ def test_judge_threshold_zero_is_lossless_and_above_one_accepts_all(no_eos, tmp_
     reference = greedy_reference(pair.target, prompt, 30)
     for kind in ("DT", "DD-DT"):
         judge = make_judge(tmp_path, pair, kind)
-        assert SpeculativeDecoder(pair, 4, judge, threshold=0.0).generate(prompt, 30).token_ids == reference
-        s = SpeculativeDecoder(pair, 4, judge, threshold=1.5).generate(prompt, 26).stats
+        assert SpeculativeDecoder(pair, 4, rule(judge, 0.0)).generate(prompt, 30).token_ids == reference
+        s = SpeculativeDecoder(pair, 4, rule(judge, 1.5)).generate(prompt, 26).stats
         # 1 token from the prefill, then 5 windows: 4 drafted tokens all accepted + 1 bonus each
         assert (s.cycles, s.target_calls, s.accepted_tokens, s.drafted_tokens) == (5, 6, 20, 20)
         assert s.accepted_judge > 0
@@ -61,8 +67,8 @@ def test_judge_threshold_zero_is_lossless_and_above_one_accepts_all(no_eos, tmp_
 
 def test_judge_default_threshold_comes_from_file(tiny_pair, tmp_path):
     judge = make_judge(tmp_path, tiny_pair, threshold=0.37)
-    assert SpeculativeDecoder(tiny_pair, 4, judge).threshold == 0.37
-    assert SpeculativeDecoder(tiny_pair, 4, judge, threshold=0.1).threshold == 0.1
+    assert SpeculativeDecoder(tiny_pair, 4, rule(judge)).threshold == 0.37
+    assert SpeculativeDecoder(tiny_pair, 4, rule(judge, 0.1)).threshold == 0.1
     assert SpeculativeDecoder(tiny_pair, 4).threshold == 0.0
 
 
@@ -95,7 +101,7 @@ def test_bad_arguments(tiny_pair, tmp_path):
                       target_model="x", draft_model="y", mean=torch.zeros(size), scale=torch.ones(size),
                       weight=torch.zeros(size), bias=0.0, threshold=0.5, threshold_table=[], training={})
     with pytest.raises(JudgeFileError, match="target hidden size"):
-        SpeculativeDecoder(tiny_pair, judge=load_judge(path))
+        SpeculativeDecoder(tiny_pair, settings=AcceptanceSettings(judge=str(path)))
 
 
 def naive_speculative(pair, prompt, max_new_tokens, window, judge=None, threshold=0.0, top_k=None):
@@ -136,7 +142,7 @@ def naive_speculative(pair, prompt, max_new_tokens, window, judge=None, threshol
 def test_judge_decoding_equals_naive_uncached_loop(no_eos, tmp_path, kind, threshold):
     pair = no_eos
     judge = make_judge(tmp_path, pair, kind)
-    decoder = SpeculativeDecoder(pair, 5, judge, threshold=threshold)
+    decoder = SpeculativeDecoder(pair, 5, rule(judge, threshold))
     judged = 0
     for seed in range(4):
         prompt = torch.randint(1, 96, (4 + seed,), generator=torch.Generator().manual_seed(seed)).tolist()
@@ -150,17 +156,17 @@ def test_top_k_decoding_equals_naive_loop_and_k1_is_lossless(no_eos):
     pair = no_eos
     prompt = [7, 3, 60, 12]
     greedy = greedy_reference(pair.target, prompt, 30)
-    assert SpeculativeDecoder(pair, 4, accept_top_k=1).generate(prompt, 30).token_ids == greedy
+    assert SpeculativeDecoder(pair, 4, rule(top_k=1)).generate(prompt, 30).token_ids == greedy
     accepted = []
     for k in (1, 2, 5, 20):
-        gen = SpeculativeDecoder(pair, 4, accept_top_k=k).generate(prompt, 30)
+        gen = SpeculativeDecoder(pair, 4, rule(top_k=k)).generate(prompt, 30)
         assert gen.token_ids == naive_speculative(pair, prompt, 30, 4, top_k=k)
         accepted.append(gen.stats.accepted_tokens)
     assert accepted[-1] > accepted[0]   # per-window monotonicity in K: tests/test_acceptance.py
-    with pytest.raises(ValueError, match="one or the other"):
-        SpeculativeDecoder(pair, 4, threshold=0.5, accept_top_k=2)
-    with pytest.raises(ValueError, match="accept_top_k must be an integer >= 1"):
-        SpeculativeDecoder(pair, 4, accept_top_k=0)
+    with pytest.raises(SettingsError, match="threshold needs a judge file"):
+        rule(threshold=0.5, top_k=2)
+    with pytest.raises(SettingsError, match="accept_top_k must be an integer >= 1"):
+        rule(top_k=0)
 
 
 def test_dd_dt_judge_pays_the_extra_draft_forward_only_when_it_matters(no_eos, tmp_path):
@@ -169,7 +175,7 @@ def test_dd_dt_judge_pays_the_extra_draft_forward_only_when_it_matters(no_eos, t
     pair = no_eos
     prompt = [5, 17, 33, 2, 9]
     lossless = SpeculativeDecoder(pair, 4).generate(prompt, 40).stats
-    judged = SpeculativeDecoder(pair, 4, make_judge(tmp_path, pair, "DD-DT"), threshold=0.0).generate(prompt, 40).stats
+    judged = SpeculativeDecoder(pair, 4, rule(make_judge(tmp_path, pair, "DD-DT"), 0.0)).generate(prompt, 40).stats
     assert judged.draft_calls - lossless.draft_calls < lossless.cycles
     assert judged.target_calls == lossless.target_calls
 
@@ -183,8 +189,8 @@ def test_compiled_static_cache_decoding_equals_eager(no_eos, tmp_path):
             SpeculativeDecoder(pair, 3, compile=True)
         return
     judge = make_judge(tmp_path, pair, "DD-DT")
-    eager = SpeculativeDecoder(pair, 3, judge, threshold=0.5)
-    compiled = SpeculativeDecoder(pair, 3, judge, threshold=0.5, compile=True)
+    eager = SpeculativeDecoder(pair, 3, rule(judge, 0.5))
+    compiled = SpeculativeDecoder(pair, 3, rule(judge, 0.5), compile=True)
     for prompt in ([5, 17, 33, 2, 9], [40, 41]):   # the second request reuses the static caches
         a, b = eager.generate(prompt, 20), compiled.generate(prompt, 20)
         assert a.token_ids == b.token_ids and a.stats.draft_calls == b.stats.draft_calls

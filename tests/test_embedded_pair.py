@@ -1,16 +1,13 @@
 """The embedded SmolLM2 pair, real weights: lossless decoding is token-identical to the target's
 own greedy ``generate`` on the bundled problems; threshold > 1 accepts every window."""
 
-from pathlib import Path
-
 import pytest
 import torch
 
 from autojudge_harness.decoding import SpeculativeDecoder
-from autojudge_harness.judge import load_judge, save_judge
-from autojudge_harness.task_prompts import encode_prompt, task_docs_and_texts
-
-REPO = Path(__file__).resolve().parents[1]
+from autojudge_harness.judge import save_judge
+from autojudge_harness.prompts import TaskPrompts
+from autojudge_harness.settings import AcceptanceSettings
 MAX_NEW = 32
 
 pytestmark = pytest.mark.slow
@@ -18,9 +15,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def bundled_prompts(embedded_pair):
-    _, texts = task_docs_and_texts("autojudge_gsm8k_bundled", REPO / "tasks")
-    assert len(texts) >= 18
-    return [encode_prompt(embedded_pair.tokenizer, t) for t in texts]
+    task = TaskPrompts("autojudge_gsm8k_bundled")
+    docs = task.docs()
+    assert len(docs) >= 18
+    return [task.token_ids(embedded_pair.tokenizer, doc) for doc in docs]
 
 
 def test_lossless_is_token_identical_to_target_generate(embedded_pair, bundled_prompts):
@@ -46,7 +44,7 @@ def test_threshold_above_one_accepts_every_window(embedded_pair, bundled_prompts
                       draft_model=embedded_pair.draft_name, mean=torch.zeros(size), scale=torch.ones(size),
                       weight=torch.randn(size, generator=torch.Generator().manual_seed(0)) * 0.05, bias=0.0,
                       threshold=2.0, threshold_table=[], training={})
-    decoder = SpeculativeDecoder(embedded_pair, window=4, judge=load_judge(path))
+    decoder = SpeculativeDecoder(embedded_pair, window=4, settings=AcceptanceSettings(judge=str(path)))
     for prompt in bundled_prompts[:3]:
         stats = decoder.generate(prompt, max_new_tokens=21).stats
         assert stats.accepted_tokens == stats.drafted_tokens == 4 * stats.cycles

@@ -17,11 +17,11 @@ from safetensors.numpy import save_file
 
 from autojudge_harness.grading import Grader
 from autojudge_harness.livecodebench import problem_from_row, read_lcb_jsonl
-from classifiers.out_of_fold import file_sha256, folds_document, make_folds, write_or_check_folds
-from mining.lcb import LCBEquivalence
+from autojudge_harness.experiments.lcb_5fold import file_sha256, folds_document, make_folds, write_or_check_folds
+from autojudge_harness.mining.lcb import LCBEquivalence
+from autojudge_harness.resources import tasks_path
 
-REPO = Path(__file__).resolve().parents[1]
-BUNDLED = REPO / "tasks" / "livecodebench_bundled" / "problems.jsonl"
+BUNDLED = tasks_path() / "livecodebench_bundled" / "problems.jsonl"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
        "OMP_NUM_THREADS": "1"}
 
@@ -59,7 +59,7 @@ def test_lcb_equivalence_is_pass_fail_with_a_verdict_cache(tmp_path):
 
 
 def test_train_on_a_subset_of_questions(tmp_path):
-    from classifiers.train import train
+    from autojudge_harness.training import train
 
     rng = np.random.default_rng(0)
     n_q, per = 30, 10
@@ -85,7 +85,7 @@ def test_train_on_a_subset_of_questions(tmp_path):
 @pytest.mark.slow
 def test_five_fold_pipeline_end_to_end(tmp_path):
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, str(REPO / "scripts" / "lcb_5fold.py"), "--preset", "smollm2-135m", "--data", str(BUNDLED),
+    cmd = [sys.executable, "-m", "autojudge_harness", "lcb-5fold", "--preset", "smollm2-135m", "--data", str(BUNDLED),
            "--run-dir", str(run_dir), "--max-new-tokens", "40", "--window", "8", "--threads", "1",
            "--val-fraction", "0.25", "--no-progress"]
     run = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=1500)

@@ -18,9 +18,9 @@ import pytest
 
 from autojudge_harness import livecodebench as lcb
 from autojudge_harness.grading import Grader
+from autojudge_harness.resources import tasks_path, bundled_problems
 
-REPO = Path(__file__).resolve().parents[1]
-TASKS = REPO / "tasks"
+TASKS = tasks_path()
 BUNDLED = TASKS / "livecodebench_bundled" / "problems.jsonl"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
        "OMP_NUM_THREADS": "1"}

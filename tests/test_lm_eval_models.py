@@ -13,8 +13,9 @@ import torch
 
 from autojudge_harness.judge import JudgeFileError, save_judge
 from autojudge_harness.lm_eval_models.registration import cli_output_path, is_lm_eval_cli
+from autojudge_harness.resources import tasks_path
+from autojudge_harness.settings import AcceptanceSettings
 
-REPO = Path(__file__).resolve().parents[1]
 TASK = "autojudge_gsm8k_bundled"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
@@ -73,9 +74,9 @@ def test_constructor_errors(tiny_dir, tmp_path):
                       threshold_table=[], training={})
     with pytest.raises(JudgeFileError, match="target hidden size 32 != judge's 64"):
         AutoJudgeHFLM(pretrained=str(tiny_dir), draft="layers:1", judge=str(wide))
-    with pytest.raises(ValueError, match="one or the other"):
+    with pytest.raises(ValueError, match="judge or accept_top_k, not both"):
         AutoJudgeHFLM(pretrained=str(tiny_dir), draft="layers:1", judge=str(wide), accept_top_k=2)
-    with pytest.raises(ValueError, match="expected true/false"):
+    with pytest.raises(ValueError, match="compile must be true or false"):
         AutoJudgeHFLM(pretrained=str(tiny_dir), draft="layers:1", compile="yes please")
 
 
@@ -87,7 +88,7 @@ def test_top_k_model_args_and_configure(tiny_dir):
     info = lm.get_model_info()["autojudge"]
     assert info["accept_top_k"] == 3 and info["judge"] is None and info["compile"] is False
     lm.total_stats.requests = 1   # as if a request had run; configure() starts fresh statistics
-    lm.configure(threshold=None)
+    lm.configure(AcceptanceSettings())
     assert lm.decoder.accept_top_k is None and lm.total_stats.requests == 0
     assert lm.get_model_info()["autojudge"]["accept_top_k"] is None
 
@@ -102,7 +103,7 @@ def _results(out_dir: Path) -> dict:
 def test_cli_autojudge_hf_offline_with_speed_stats(tmp_path, embedded_pair):
     out = tmp_path / "out"
     cmd = ["lm_eval", "--model", "autojudge_hf", "--model_args", "preset=smollm2-135m,window=4,threshold=0",
-           "--tasks", TASK, "--include_path", str(REPO / "tasks"), "--output_path", str(out),
+           "--tasks", TASK, "--include_path", str(tasks_path()), "--output_path", str(out),
            "--limit", "2", "--gen_kwargs", "max_gen_toks=24", "--apply_chat_template"]
     run = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -128,7 +129,7 @@ def test_builtin_hf_still_works_via_python_m(tmp_path, embedded_pair):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args",
            f"pretrained={embedded_target_dir()},dtype=float32", "--device", "cpu", "--tasks", TASK,
-           "--include_path", str(REPO / "tasks"), "--output_path", str(out), "--limit", "1",
+           "--include_path", str(tasks_path()), "--output_path", str(out), "--limit", "1",
            "--gen_kwargs", "max_gen_toks=16"]
     run = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -153,7 +154,7 @@ def test_simple_evaluate_with_judge_accepting_everything(tmp_path, embedded_pair
                        threshold_table=[], training={"purpose": "test"})
     results = lm_eval.simple_evaluate(
         model="autojudge_hf", model_args=f"preset=smollm2-135m,window=4,judge={judge}",
-        tasks=[TASK], task_manager=lm_eval.tasks.TaskManager(include_path=str(REPO / "tasks")),
+        tasks=[TASK], task_manager=lm_eval.tasks.TaskManager(include_path=str(tasks_path())),
         limit=1, gen_kwargs="max_gen_toks=21", device="cpu")
     stats = results["config"]["autojudge"]["stats"]
     assert stats["accepted_per_cycle"] == 4.0 and stats["acceptance_rate"] == 1.0

@@ -4,7 +4,7 @@
     border rule, replacement of R, EOS / length / stop handling, identical results in every mode;
 (b) the embedded SmolLM2 pair (slow): identical labels with and without KV-cache reuse, features
     equal to a from-scratch forward;
-(c) scripts/mine.py killed with SIGKILL mid-run, rerun: complete records, no duplicates (slow);
+(c) autojudge mine killed with SIGKILL mid-run, rerun: complete records, no duplicates (slow);
 (d) bad inputs: empty shard, corrupt line, another model pair, missing features -> ValueError.
 """
 
@@ -23,11 +23,11 @@ import numpy as np
 import pytest
 import torch
 
-from mining.algorithm import GSM8KEquivalence, Miner
-from mining.store import (FEATURES, RECORDS, ShardWriter, init_run, load_merged, make_manifest, merge,
-                          parse_shard, read_shard, shard_name)
+from autojudge_harness.mining.algorithm import GSM8KEquivalence, Miner
+from autojudge_harness.mining.store import (FEATURES, RECORDS, ShardWriter, init_run, load_merged, make_manifest,
+                                            merge, parse_shard, read_shard, shard_name)
+from autojudge_harness.resources import bundled_problems
 
-REPO = Path(__file__).resolve().parents[1]
 EOS = 0
 PROMPT = [100, 101]
 
@@ -208,12 +208,12 @@ def test_gsm8k_equivalence_uses_task_extraction():
 
 @pytest.fixture(scope="module")
 def gsm8k_prompts(embedded_pair):
-    from mining.pipeline import GSM8KPrompter
+    from autojudge_harness.mining.pipeline import gsm8k_prompts as task_prompts
 
-    rows = [json.loads(line) for line in (REPO / "tasks/gsm8k_bundled/problems.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in bundled_problems("gsm8k_bundled").read_text().splitlines()
             if line.strip()]
-    prompter = GSM8KPrompter(embedded_pair.tokenizer)
-    return [prompter(r) for r in rows[:2]], prompter
+    prompter = task_prompts()
+    return [prompter.token_ids(embedded_pair.tokenizer, r) for r in rows[:2]], prompter
 
 
 @pytest.mark.slow
@@ -257,11 +257,11 @@ def test_embedded_cache_reuse_gives_identical_labels_and_features(embedded_pair,
 
 @pytest.mark.slow
 def test_mine_script_survives_sigkill_and_resumes(tmp_path, embedded_pair):
-    src = (REPO / "tasks/gsm8k_bundled/problems.jsonl").read_text().splitlines()
+    src = bundled_problems("gsm8k_bundled").read_text().splitlines()
     data = tmp_path / "q.jsonl"
     data.write_text("\n".join(src[:2]) + "\n")
     out = tmp_path / "run"
-    cmd = [sys.executable, str(REPO / "scripts/mine.py"), "--preset", "smollm2-135m", "--data", str(data),
+    cmd = [sys.executable, "-m", "autojudge_harness", "mine", "--preset", "smollm2-135m", "--data", str(data),
            "--max-new-tokens", "16", "--answer", "flexible", "--out", str(out), "--no-progress", "--threads", "1"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     records = out / shard_name(0, 1) / RECORDS
@@ -420,8 +420,8 @@ def test_bad_inputs_give_clear_errors(tmp_path):
 
 def test_nothing_to_mine_leaves_no_empty_shard(tiny_pair, tmp_path):
     """A rerun whose questions are all done must not create a shard that merge would refuse."""
-    from mining.pipeline import mine_gsm8k
-    from mining.store import shard_dirs
+    from autojudge_harness.mining.pipeline import mine_gsm8k
+    from autojudge_harness.mining.store import shard_dirs
 
     rows = [{"question": "Two plus two?", "answer": "2 + 2 = 4\n#### 4"}]
     totals = mine_gsm8k(tiny_pair, rows, {"dataset": "inline", "dataset_sha256": "0", "split": "file"},

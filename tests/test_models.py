@@ -1,10 +1,13 @@
 """Model loading: local paths, derived drafts, presets, tokenizer checks (tiny models)."""
 
+import dataclasses
+
 import pytest
 import torch
 
 from conftest import make_tiny_model, make_tiny_tokenizer
 from autojudge_harness.models import PRESETS, check_tokenizers_match, load_pair, resolve_preset
+from autojudge_harness.resources import shipped_classifier
 
 
 def test_separate_local_draft_loads(tiny_dir, tiny_draft_dir):
@@ -53,9 +56,11 @@ def test_pair_config_overrides_the_preset():
     from autojudge_harness.models import pair_config
 
     preset = PRESETS["smollm2-135m"]
-    assert pair_config("smollm2-135m") == preset
+    shipped = str(shipped_classifier(preset.judge))   # a preset names a judge file shipped in classifiers/
+    assert pair_config("smollm2-135m") == dataclasses.replace(preset, judge=shipped)
     custom = pair_config("smollm2-135m", draft="layers:3", window=4, judge="")
-    assert (custom.target, custom.draft, custom.window, custom.judge) == (preset.target, "layers:3", 4, preset.judge)
+    assert (custom.target, custom.draft, custom.window, custom.judge) == (preset.target, "layers:3", 4, shipped)
+    assert pair_config("smollm2-135m", judge="/x/mine.safetensors").judge == "/x/mine.safetensors"
     assert pair_config(None, "t", "d").window == 8
     with pytest.raises(ValueError, match="needs pretrained"):
         pair_config(None, "t")

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from autojudge_harness.judge import load_judge
-from autojudge_harness.models import PRESETS
-from classifiers.train import train
+from autojudge_harness.models import PRESETS, pair_config
+from autojudge_harness.resources import package_path
+from autojudge_harness.training import train
 
-REPO = Path(__file__).resolve().parents[1]
-SHIPPED = Path(PRESETS["smollm2-135m"].judge)
-FEATURES = REPO / "classifiers" / "data" / "smollm2-135m-gsm8k-train.features.safetensors"
+SHIPPED = Path(pair_config("smollm2-135m").judge)
+FEATURES = package_path("classifiers", "data") / "smollm2-135m-gsm8k-train.features.safetensors"
 
 
 def test_shipped_judge_matches_the_preset_pair():

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from autojudge_harness.judge import Judge
-from autojudge_harness.sweep import SweepPoint, combine, default_thresholds, pareto_front, plot_sweep, sweep_points
+from autojudge_harness.experiments.sweep import SweepPoint, combine, default_thresholds, pareto_front, plot_sweep, sweep_points
+from autojudge_harness.resources import tasks_path
 
-REPO = Path(__file__).resolve().parents[1]
 TASK = "autojudge_gsm8k_bundled"
 
 
@@ -72,16 +72,16 @@ def test_sweep_on_the_embedded_pair_in_one_process(tmp_path, embedded_pair, monk
     from lm_eval.tasks import TaskManager
 
     from autojudge_harness.lm_eval_models.hf import AutoJudgeHFLM
-    from autojudge_harness.models import PRESETS
-    from autojudge_harness.sweep import run_sweep
+    from autojudge_harness.models import pair_config
+    from autojudge_harness.experiments.sweep import run_sweep
 
     loads = []
     monkeypatch.setattr("autojudge_harness.lm_eval_models.hf.load_pair",
                         lambda *a, **k: loads.append(a) or embedded_pair)
     lm = AutoJudgeHFLM(preset="smollm2-135m", window=4, device="cpu")
-    judge = str(REPO / PRESETS["smollm2-135m"].judge)
+    judge = pair_config("smollm2-135m").judge
     points = sweep_points([0.0, 1.01], [1, 3])
-    kwargs = dict(task_manager=TaskManager(include_path=str(REPO / "tasks")), limit=2,
+    kwargs = dict(task_manager=TaskManager(include_path=str(tasks_path())), limit=2,
                   gen_kwargs="max_gen_toks=20", apply_chat_template=True)
     combined = run_sweep(lm, points, TASK, tmp_path, judge, **kwargs)
     assert len(loads) == 1   # one model load for all five points

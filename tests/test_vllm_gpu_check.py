@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from autojudge_harness.vllm_ext.settings import WORKER_CLS, AutoJudgeSettings, load_vllm_judge
+from autojudge_harness.settings import AcceptanceSettings
+from autojudge_harness.vllm_ext.settings import WORKER_CLS, load_vllm_judge
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check_vllm.py"
 
@@ -30,7 +31,7 @@ def test_configurations_and_random_judge(gpu_check, tiny_dir, tiny_draft_dir, tm
     args = gpu_check.parse_args(["--target", str(tiny_dir), "--draft", str(tiny_draft_dir), "--window", "4",
                                  "--accept-top-k", "3"])
     judge = gpu_check.random_judge(args, tmp_path)
-    load_vllm_judge(AutoJudgeSettings.create(judge), 32, 32, str(tiny_dir), str(tiny_draft_dir))   # fits the pair
+    load_vllm_judge(AcceptanceSettings.from_args(judge), 32, 32, str(tiny_dir), str(tiny_draft_dir))   # fits the pair
     modes = gpu_check.configurations(args, judge)
     assert list(modes) == ["target only", "stock speculative decoding", "ours, threshold 0",
                            "ours, judge file's threshold (random judge)", "ours, threshold 2.0", "ours, top-3"]

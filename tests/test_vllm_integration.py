@@ -26,7 +26,8 @@ from autojudge_harness.judge import JudgeFileError, load_judge, save_judge  # no
 from autojudge_harness.vllm_ext.batched import LenientRule  # noqa: E402
 from autojudge_harness.vllm_ext.runner import AutoJudgeModelRunner  # noqa: E402
 from autojudge_harness.vllm_ext.sampler import AutoJudgeRejectionSampler  # noqa: E402
-from autojudge_harness.vllm_ext.settings import (WORKER_CLS, AutoJudgeSettings, VLLMSettingsError,  # noqa: E402
+from autojudge_harness.settings import AcceptanceSettings  # noqa: E402
+from autojudge_harness.vllm_ext.settings import (WORKER_CLS, VLLMSettingsError, to_additional_config,  # noqa: E402
                                                  check_vllm_version)
 from autojudge_harness.vllm_ext.worker import AutoJudgeWorker  # noqa: E402
 
@@ -184,7 +185,7 @@ def test_worker_and_runner_refuse_bad_settings_before_touching_the_gpu(tmp_path)
     judge = str(save_judge(tmp_path / "j.safetensors", feature_kind="DT", target_hidden_size=8, draft_hidden_size=8,
                            target_model="t", draft_model="d", mean=torch.zeros(8), scale=torch.ones(8),
                            weight=torch.zeros(8), bias=0.0, threshold=0.5, threshold_table=[], training={}))
-    good = AutoJudgeSettings(judge=judge).to_additional_config()
+    good = to_additional_config(AcceptanceSettings(judge=judge))
     worker = object.__new__(AutoJudgeWorker)
     worker.device = torch.device("cpu")
     worker.use_v2_model_runner = False
@@ -224,7 +225,7 @@ def test_runner_installs_the_sampler_and_hands_over_hidden_states(tmp_path):
     judge = str(save_judge(tmp_path / "j.safetensors", feature_kind="DT", target_hidden_size=8, draft_hidden_size=5,
                            target_model="t", draft_model="d", mean=torch.zeros(8), scale=torch.ones(8),
                            weight=torch.zeros(8), bias=0.0, threshold=0.25, threshold_table=[], training={}))
-    runner = bare_runner(AutoJudgeSettings(judge=judge))
+    runner = bare_runner(AcceptanceSettings(judge=judge))
     with mock.patch.object(GPUModelRunner, "load_model") as vllm_load:
         runner.load_model(False, model=None)
     vllm_load.assert_called_once()
@@ -249,20 +250,20 @@ def test_runner_installs_the_sampler_and_hands_over_hidden_states(tmp_path):
     assert stats["mode"] == "judge" and stats["target_calls"] == 2 and stats["draft_calls"] == 6
     assert stats["accepted_judge"] == 0 and stats["judge_accepted_per_position"] == [0, 0, 0]
 
-    wide = bare_runner(AutoJudgeSettings(judge=judge), target_hidden=4096)
+    wide = bare_runner(AcceptanceSettings(judge=judge), target_hidden=4096)
     with mock.patch.object(GPUModelRunner, "load_model"), \
             pytest.raises(JudgeFileError, match="target hidden size 4096 != judge's 8"):
         wide.load_model()
-    top_k = bare_runner(AutoJudgeSettings(accept_top_k=3))
+    top_k = bare_runner(AcceptanceSettings(accept_top_k=3))
     with mock.patch.object(GPUModelRunner, "load_model"):
         top_k.load_model()
     assert top_k.rejection_sampler.rule.top_k == 3 and not top_k.rejection_sampler.rule.needs_hidden
-    lossless = bare_runner(AutoJudgeSettings())
+    lossless = bare_runner(AcceptanceSettings())
     with mock.patch.object(GPUModelRunner, "load_model"):
         lossless.load_model()
     assert type(lossless.rejection_sampler) is RejectionSampler
     assert lossless.autojudge_stats() == {"mode": "lossless", "target_calls": 0, "draft_calls": 0}
-    custom = bare_runner(AutoJudgeSettings(accept_top_k=3))
+    custom = bare_runner(AcceptanceSettings(accept_top_k=3))
     custom.rejection_sampler = mock.MagicMock()
     with mock.patch.object(GPUModelRunner, "load_model"), pytest.raises(VLLMSettingsError, match="own rejection"):
         custom.load_model()

@@ -16,9 +16,10 @@ import torch
 from autojudge_harness.judge import JudgeFileError, save_judge
 from autojudge_harness.stats import DecodingStats
 from autojudge_harness.vllm_ext import metrics, settings
-from autojudge_harness.vllm_ext.settings import (AutoJudgeSettings, VLLMSettingsError, check_speculative_config,
-                                                 check_vllm_version, engine_kwargs, load_vllm_judge,
-                                                 resolve_threshold)
+from autojudge_harness.settings import AcceptanceSettings
+from autojudge_harness.vllm_ext.settings import (VLLMSettingsError, check_speculative_config, check_vllm_version,
+                                                 engine_kwargs, from_additional_config, load_vllm_judge,
+                                                 to_additional_config)
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -45,43 +46,18 @@ def test_vllm_version_must_be_0_33_0(monkeypatch):
         check_vllm_version()
 
 
-def test_settings_from_user_input(tmp_path, monkeypatch):
-    judge = write_judge(tmp_path / "j.safetensors")
-    monkeypatch.chdir(tmp_path)
-    s = AutoJudgeSettings.create("j.safetensors", "0.25")
-    assert s.judge == str(judge.resolve()) and s.threshold == 0.25 and s.mode == "judge"
-    assert AutoJudgeSettings.create(str(judge), 0).threshold == 0.0
-    assert AutoJudgeSettings.create(accept_top_k="4").accept_top_k == 4
-    assert AutoJudgeSettings.create(accept_top_k=4).mode == "top_k"
-    assert AutoJudgeSettings.create().mode == "lossless"
-    with pytest.raises(JudgeFileError, match="judge file not found: missing.safetensors"):
-        AutoJudgeSettings.create("missing.safetensors")
-    with pytest.raises(VLLMSettingsError, match="alternative to the judge"):
-        AutoJudgeSettings.create(str(judge), accept_top_k=2)
-    with pytest.raises(VLLMSettingsError, match="threshold needs a judge file"):
-        AutoJudgeSettings.create(threshold=0.5)
-    with pytest.raises(VLLMSettingsError, match="accept_top_k must be an integer >= 1"):
-        AutoJudgeSettings.create(accept_top_k=0)
-    with pytest.raises(VLLMSettingsError, match="accept_top_k must be a number"):
-        AutoJudgeSettings.create(accept_top_k="many")
-    with pytest.raises(VLLMSettingsError, match="threshold must be a finite number"):
-        AutoJudgeSettings.create(str(judge), float("nan"))
-    with pytest.raises(VLLMSettingsError, match="absolute path"):
-        AutoJudgeSettings("j.safetensors")
-
-
 def test_additional_config_round_trip_and_errors(tmp_path):
-    s = AutoJudgeSettings.create(str(write_judge(tmp_path / "j.safetensors")), 0.4)
-    config = json.loads(json.dumps(s.to_additional_config()))   # JSON-serialisable, as vLLM ships it
-    assert AutoJudgeSettings.from_additional_config({**config, "other": 1}) == s
+    s = AcceptanceSettings.from_args(str(write_judge(tmp_path / "j.safetensors")), 0.4)
+    config = json.loads(json.dumps(to_additional_config(s)))   # JSON-serialisable, as vLLM ships it
+    assert from_additional_config({**config, "other": 1}) == s
     with pytest.raises(VLLMSettingsError, match=r"needs additional_config\['autojudge'\] \(judge, threshold"):
-        AutoJudgeSettings.from_additional_config({})
-    with pytest.raises(VLLMSettingsError, match=r"unknown keys \['window'\]"):
-        AutoJudgeSettings.from_additional_config({"autojudge": {"judge": None, "window": 3}})
+        from_additional_config({})
+    with pytest.raises(ValueError, match=r"unknown keys \['window'\]"):
+        from_additional_config({"autojudge": {"judge": None, "window": 3}})
 
 
 def test_engine_kwargs(tmp_path):
-    s = AutoJudgeSettings.create(str(write_judge(tmp_path / "j.safetensors")), 0.4)
+    s = AcceptanceSettings.from_args(str(write_judge(tmp_path / "j.safetensors")), 0.4)
     kwargs = engine_kwargs("meta-llama/Llama-3.2-1B-Instruct", 32, s, {"draft_tensor_parallel_size": 1})
     assert kwargs == {
         "speculative_config": {"model": "meta-llama/Llama-3.2-1B-Instruct", "method": "draft_model",
@@ -96,7 +72,7 @@ def test_engine_kwargs(tmp_path):
     assert cls in [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
     with pytest.raises(VLLMSettingsError, match="needs a draft model"):
         engine_kwargs(None, 8, s)
-    with pytest.raises(VLLMSettingsError, match="window must be an integer >= 1"):
+    with pytest.raises(ValueError, match="window must be an integer >= 1"):
         engine_kwargs("d", 0, s)
     with pytest.raises(VLLMSettingsError, match=r"speculative_config\['num_speculative_tokens'\]=4 contradicts 8"):
         engine_kwargs("d", 8, s, {"num_speculative_tokens": 4})
@@ -122,15 +98,15 @@ def test_speculative_config_objects_are_checked_as_in_the_worker():
 
 
 def test_judge_checks_for_the_vllm_backend(tmp_path):
-    dt = AutoJudgeSettings.create(str(write_judge(tmp_path / "dt.safetensors")))
+    dt = AcceptanceSettings.from_args(str(write_judge(tmp_path / "dt.safetensors")))
     judge = load_vllm_judge(dt, 8, 99, "t", "d")   # DT: the draft's hidden size does not matter
-    assert resolve_threshold(dt, judge) == 0.3
-    assert resolve_threshold(AutoJudgeSettings.create(dt.judge, 1.5), judge) == 1.5
+    assert dt.resolved_threshold(judge) == 0.3
+    assert AcceptanceSettings.from_args(dt.judge, 1.5).resolved_threshold(judge) == 1.5
     with pytest.raises(JudgeFileError, match="target hidden size 4096 != judge's 8"):
         load_vllm_judge(dt, 4096, 6)
     with pytest.raises(JudgeFileError, match="target model 'other' != judge's 't'"):
         load_vllm_judge(dt, 8, 6, "other", "d")
-    dd = AutoJudgeSettings.create(str(write_judge(tmp_path / "dd.safetensors", kind="DD-DT")))
+    dd = AcceptanceSettings.from_args(str(write_judge(tmp_path / "dd.safetensors", kind="DD-DT")))
     with pytest.raises(JudgeFileError, match="feature kind DD-DT; the vLLM backend supports DT judges"):
         load_vllm_judge(dd, 8, 6, "t", "d")
 

@@ -7,12 +7,11 @@ tokens as lossless: its extra time is the judge's overhead), AutoJudge with the 
 runs every mode in turn, so load changes on a shared machine hit all modes alike. Prints a
 markdown table and writes JSON.
 
-    python scripts/bench_decoding.py --preset smollm2-135m --task autojudge_gsm8k_bundled -n 5
+    autojudge bench decoding --preset smollm2-135m --task autojudge_gsm8k_bundled -n 5
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -20,13 +19,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from autojudge_harness.answers import answers_equal, extract_final_answer
-from autojudge_harness.decoding import SpeculativeDecoder
-from autojudge_harness.judge import load_judge
-from autojudge_harness.models import load_pair, pair_config
-from autojudge_harness.task_prompts import encode_prompt, task_docs_and_texts
-
-REPO = Path(__file__).resolve().parents[1]
+from ..answers import answers_equal, extract_final_answer
+from ..decoding import SpeculativeDecoder
+from ..models import load_pair, pair_config
+from ..prompts import TaskPrompts
+from ..settings import AcceptanceSettings
 
 
 def hf_generate(pair, prompt: list[int], max_new_tokens: int, assistant=None, window: int = 8):
@@ -69,24 +66,23 @@ def run(args) -> dict:
     config = pair_config(args.preset, args.target, args.draft, args.judge, args.window)
     args.window, args.judge = config.window, config.judge
     pair = load_pair(config.target, config.draft, dtype=args.dtype, device=args.device)
-    _, texts = task_docs_and_texts(args.task, args.include_path, args.n)
-    prompts = [encode_prompt(pair.tokenizer, t, chat=not args.no_chat) for t in texts]
+    task = TaskPrompts(args.task, args.include_path, chat=not args.no_chat)
+    prompts = [task.token_ids(pair.tokenizer, doc) for doc in task.docs(args.n)]
     decode = pair.tokenizer.decode
     modes = {
         "target greedy (HF generate)": lambda p: hf_generate(pair, p, args.max_new_tokens),
         "HF assisted generation": lambda p: hf_generate(pair, p, args.max_new_tokens, pair.draft, args.window),
     }
-    lossless = SpeculativeDecoder(pair, window=args.window, compile=args.compile)
-    modes["ours, lossless"] = lossless
+    def ours(settings: AcceptanceSettings) -> SpeculativeDecoder:
+        return SpeculativeDecoder(pair, window=args.window, settings=settings, compile=args.compile)
+
+    modes["ours, lossless"] = ours(AcceptanceSettings())
     if args.judge:
-        judge = load_judge(args.judge)
-        modes["ours, judge t=0 (judge overhead)"] = SpeculativeDecoder(pair, window=args.window, judge=judge,
-                                                                        threshold=0.0, compile=args.compile)
-        modes[f"ours, AutoJudge t={args.threshold if args.threshold is not None else judge.threshold:g}"] = \
-            SpeculativeDecoder(pair, window=args.window, judge=judge, threshold=args.threshold, compile=args.compile)
+        modes["ours, judge t=0 (judge overhead)"] = ours(AcceptanceSettings.from_args(args.judge, 0.0))
+        judged = ours(AcceptanceSettings.from_args(args.judge, args.threshold))
+        modes[f"ours, AutoJudge t={judged.threshold:g}"] = judged
     if args.top_k:
-        modes[f"ours, top-{args.top_k}"] = SpeculativeDecoder(pair, window=args.window, accept_top_k=args.top_k,
-                                                              compile=args.compile)
+        modes[f"ours, top-{args.top_k}"] = ours(AcceptanceSettings(accept_top_k=args.top_k))
 
     hf_generate(pair, prompts[0][:16], 4)   # warm-up: first calls pay one-off allocation (and compile) costs
     hf_generate(pair, prompts[0][:16], 4, pair.draft, args.window)
@@ -159,8 +155,10 @@ def print_table(result: dict) -> None:
                   f"in {r['cycles']} cycles)")
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def configure_parser(p) -> None:
+    p.description = __doc__.split("\n\n")[0]
+    p.epilog = ("Reads: the model pair, the judge file (default: the preset's), the lm-eval task's prompts. "
+                "Writes: the table on stdout and --out-json.")
     p.add_argument("--preset", default="smollm2-135m", help="named pair; '' to use --target/--draft only")
     p.add_argument("--target")
     p.add_argument("--draft")
@@ -168,7 +166,7 @@ def main(argv=None) -> None:
     p.add_argument("--threshold", type=float, help="default: the judge file's threshold")
     p.add_argument("--window", type=int)
     p.add_argument("--task", default="autojudge_gsm8k_bundled")
-    p.add_argument("--include-path", type=Path, default=REPO / "tasks")
+    p.add_argument("--include-path", type=Path, help="lm-eval task folder (default: the installed tasks)")
     p.add_argument("-n", type=int, default=5, help="number of prompts")
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
@@ -178,13 +176,12 @@ def main(argv=None) -> None:
     p.add_argument("--top-k", type=int, help="add a row for the top-K baseline with this K")
     p.add_argument("--compile", action="store_true", help="static KV cache + torch.compile for our modes (GPU)")
     p.add_argument("--out-json", type=Path, default=Path("bench_decoding.json"))
-    args = p.parse_args(argv)
+
+
+def main(args) -> int:
     result = run(args)
     print_table(result)
     args.out_json.parent.mkdir(parents=True, exist_ok=True)
     args.out_json.write_text(json.dumps(result, indent=2))
     print(f"\nwrote {args.out_json}")
-
-
-if __name__ == "__main__":
-    main()
+    return 0

@@ -14,13 +14,12 @@ decoding loop computes it (``W @ h.T``).
 
 Examples::
 
-    AUTOJUDGE_CACHE=/tmp/ajcache python scripts/measure_drafts.py --out-json out/drafts.json
-    python scripts/measure_drafts.py --fit-exit-head 20 --out autojudge_harness/presets/exit-head-L20.safetensors
+    autojudge bench drafts --data train.jsonl --out-json out/drafts.json
+    autojudge bench drafts --data train.jsonl --fit-exit-head 20 --out autojudge_harness/presets/exit-head-L20.safetensors
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import statistics
@@ -33,15 +32,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from autojudge_harness import drafts  # noqa: E402
-from autojudge_harness.decoding import cache_argument  # noqa: E402
-from autojudge_harness.models import EMBEDDED_TARGET, load_causal_lm, load_tokenizer  # noqa: E402
-
-GSM8K_TRAIN = Path("/work/shared/data/gsm8k/train.jsonl")
-PROMPT = ("Given the following problem, reason and give a final answer to the problem.\nProblem: {question}\n"
-          "Your response should end with \"The final answer is [answer]\" where [answer] is the response to the problem.")
+from .. import drafts
+from ..decoding import cache_argument
+from ..mining.pipeline import GSM8K_TASK
+from ..models import EMBEDDED_TARGET, load_causal_lm, load_tokenizer
+from ..prompts import TaskPrompts
+from ..resources import bundled_problems
 DEFAULT_CANDIDATES = [
     "layers:16", "layers:20", "layers:24", "layers:26", "layers:28", "layers:30",
     "layers:24+int8", "layers:30+int8", "layers:30+int8+int8lm", "layers:24+bf16", "layers:30+bf16",
@@ -64,11 +60,14 @@ def load_questions(path: Path, start: int, count: int) -> list[tuple[int, str]]:
 
 
 def prompt_ids(tokenizer, question: str) -> list[int]:
-    messages = [{"role": "user", "content": PROMPT.format(question=question)}]
-    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-    if isinstance(ids, dict) or hasattr(ids, "keys"):
-        ids = ids["input_ids"]
-    return list(ids)
+    """The zero-shot GSM8K task's prompt for ``question`` (the one prompt builder)."""
+    global _PROMPTS
+    if _PROMPTS is None:
+        _PROMPTS = TaskPrompts(GSM8K_TASK, data_env={"AUTOJUDGE_GSM8K_JSONL": str(bundled_problems("gsm8k_bundled"))})
+    return _PROMPTS.token_ids(tokenizer, {"question": question, "answer": ""})
+
+
+_PROMPTS: TaskPrompts | None = None
 
 
 @torch.inference_mode()
@@ -130,12 +129,12 @@ def head_metadata(target, k: int, stats: dict, records, args) -> dict:
         "maps": f"layer-{k} residual stream ({'RMS-normalised, ' if args.prenorm else ''}pre final norm) "
                 "-> target final-norm hidden state (last_hidden_state)",
         "fit": "torch.linalg.lstsq (gelsd, float64), closed form, all positions of prompt + target greedy continuation",
-        "data": str(GSM8K_TRAIN), "lines": [r["line"] for r in records],
-        "prompt": PROMPT, "max_new_tokens": args.fit_max_new_tokens,
+        "data": str(args.data), "lines": [r["line"] for r in records],
+        "prompt": f"{GSM8K_TASK} (chat)", "max_new_tokens": args.fit_max_new_tokens,
         "continuation_tokens": sum(len(r["continuation"]) for r in records), **stats,
         "torch": torch.__version__, "transformers": transformers.__version__,
         "created": datetime.date.today().isoformat(),
-        "command": "python scripts/measure_drafts.py " + " ".join(sys.argv[1:]),
+        "command": "autojudge bench drafts " + " ".join(sys.argv[3:]),
     }
 
 
@@ -220,7 +219,7 @@ def measure(args) -> dict:
     target = load_causal_lm(EMBEDDED_TARGET)
     tokenizer = load_tokenizer(EMBEDDED_TARGET)
     gen_cache = Path(args.gen_cache) if args.gen_cache else None
-    eval_q = load_questions(GSM8K_TRAIN, args.eval_start, args.eval_questions)
+    eval_q = load_questions(Path(args.data), args.eval_start, args.eval_questions)
     evals = greedy_continuations(target, tokenizer, eval_q, args.max_new_tokens, "target greedy (eval)", gen_cache)
     candidates = args.candidates.split() if args.candidates else DEFAULT_CANDIDATES
 
@@ -230,7 +229,7 @@ def measure(args) -> dict:
                           for c in candidates if "+exit" in c and ":" not in c.split("+exit", 1)[1][:1]})
     tmp = Path(tempfile.mkdtemp(prefix="exit-heads-"))
     if exit_layers and not args.shipped_heads:
-        fit_q = load_questions(GSM8K_TRAIN, args.fit_start, args.fit_questions)
+        fit_q = load_questions(Path(args.data), args.fit_start, args.fit_questions)
         overlap = {l for l, _ in fit_q} & {l for l, _ in eval_q}
         if overlap:
             raise SystemExit(f"fit and eval questions overlap: lines {sorted(overlap)}")
@@ -265,7 +264,7 @@ def measure(args) -> dict:
             "eval_tokens": n_tokens, "max_new_tokens": args.max_new_tokens, "exit_head_fits": fit_info,
             "fit_lines": list(range(args.fit_start, args.fit_start + args.fit_questions)) if head_files else [],
             "threads": torch.get_num_threads(), "rows": rows,
-            "command": "python scripts/measure_drafts.py " + " ".join(sys.argv[1:])}
+            "command": "autojudge bench drafts " + " ".join(sys.argv[3:])}
 
 
 def markdown(result: dict, windows: list[int]) -> str:
@@ -295,7 +294,7 @@ def fit_only(args) -> None:
     tokenizer = load_tokenizer(EMBEDDED_TARGET)
     if not 1 <= k < target.config.num_hidden_layers:
         raise SystemExit(f"--fit-exit-head needs 1 <= K < {target.config.num_hidden_layers}")
-    fit_q = load_questions(GSM8K_TRAIN, args.fit_start, args.fit_questions)
+    fit_q = load_questions(Path(args.data), args.fit_start, args.fit_questions)
     fits = greedy_continuations(target, tokenizer, fit_q, args.fit_max_new_tokens, "target greedy (fit)",
                                 Path(args.gen_cache) if args.gen_cache else None)
     head, stats = fit_heads(target, fits, [k], args.prenorm, args.ridge)[k]
@@ -304,8 +303,12 @@ def fit_only(args) -> None:
     print(f"wrote {out} (+ {out.with_suffix('.json').name}): {stats}")
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def configure_parser(p) -> None:
+    p.description = ("Measure derived drafts of the embedded target (agreement with its greedy tokens, accepted "
+                     "tokens per cycle, step cost), or fit an exit head.")
+    p.epilog = ("Reads: --data, a GSM8K-format JSONL (fit and evaluation questions). Writes: with --fit-exit-head K, "
+                "the exit head (--out, + .json); else the table on stdout and --out-json.")
+    p.add_argument("--data", required=True, help="GSM8K-format JSONL (e.g. GSM8K train)")
     p.add_argument("--fit-exit-head", type=int, metavar="K", help="fit and save the exit head for layer K, then exit")
     p.add_argument("--out", help="exit head file (default: autojudge_harness/presets/exit-head-L{K}.safetensors)")
     p.add_argument("--fit-start", type=int, default=0, help="first GSM8K train line used for fitting")
@@ -325,11 +328,13 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--gen-cache", help="JSON file caching the target's greedy continuations between runs")
     p.add_argument("--out-json", help="write the measurements here")
-    args = p.parse_args(argv)
+
+
+def main(args) -> int:
     torch.set_num_threads(args.threads)
     if args.fit_exit_head is not None:
         fit_only(args)
-        return
+        return 0
     t0 = time.time()
     result = measure(args)
     result["seconds"] = time.time() - t0
@@ -337,7 +342,4 @@ def main(argv=None) -> None:
     if args.out_json:
         Path(args.out_json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out_json).write_text(json.dumps(result, indent=2) + "\n")
-
-
-if __name__ == "__main__":
-    main()
+    return 0

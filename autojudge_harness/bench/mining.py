@@ -3,28 +3,25 @@ mismatch, the draft re-encoding prompt + R at every step) vs the optimized one (
 features captured in the same forwards), optionally with look-ahead continuations. Asserts
 identical labels and responses, prints labelled mismatches per minute and the speed-up.
 
-    python scripts/bench_mining.py --preset smollm2-135m -n 3 --max-new-tokens 128
+    autojudge bench mining --preset smollm2-135m --data train.jsonl -n 3 --max-new-tokens 128
 
 Modes run interleaved per question (so that load from other processes hits them alike).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def configure_parser(ap) -> None:
+    ap.description = __doc__.split("\n\n")[0]
+    ap.epilog = "Reads: --data (GSM8K-format JSONL), the model pair. Writes: the table on stdout; --json."
     ap.add_argument("--preset", default="smollm2-135m")
     ap.add_argument("--target")
     ap.add_argument("--draft")
-    ap.add_argument("--data", default="/work/shared/data/gsm8k/train.jsonl")
+    ap.add_argument("--data", required=True, help="GSM8K-format JSONL, e.g. GSM8K train")
     ap.add_argument("-n", type=int, default=3, help="questions (the first n of --data)")
     ap.add_argument("--offset", type=int, default=0)
     ap.add_argument("--max-new-tokens", type=int, default=128)
@@ -33,19 +30,21 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--answer", choices=("strict", "flexible"), default="strict")
     ap.add_argument("--json", help="also write the results here")
-    args = ap.parse_args(argv)
+
+
+def main(args) -> int:
 
     import torch
 
-    from autojudge_harness.answers import read_gsm8k_jsonl
-    from autojudge_harness.models import load_pair, resolve_preset
-    from mining.algorithm import GSM8KEquivalence, Miner
-    from mining.pipeline import GSM8KPrompter
+    from ..answers import read_gsm8k_jsonl
+    from ..mining.algorithm import GSM8KEquivalence, Miner
+    from ..mining.pipeline import gsm8k_prompts
+    from ..models import load_pair, resolve_preset
 
     torch.set_num_threads(args.threads)
     preset = resolve_preset(args.preset)
     pair = load_pair(args.target or preset.target, args.draft or preset.draft)
-    prompter = GSM8KPrompter(pair.tokenizer)
+    prompter = gsm8k_prompts()
     eq = GSM8KEquivalence(prompter.stop, flexible=args.answer == "flexible")
     rows = read_gsm8k_jsonl(args.data)[args.offset:args.offset + args.n]
     modes = {"reference (no cache reuse)": dict(reuse_cache=False)}
@@ -57,7 +56,7 @@ def main(argv=None) -> int:
     print(f"{pair.target_name} / {pair.draft_name}, {len(rows)} questions, max_new_tokens {args.max_new_tokens}, "
           f"{args.threads} thread(s)", flush=True)
     for i, row in enumerate(rows):
-        prompt = prompter(row)
+        prompt = prompter.token_ids(pair.tokenizer, row)
         reference = None
         for name, miner in miners.items():
             start = time.perf_counter()
@@ -89,7 +88,3 @@ def main(argv=None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "totals": totals}, indent=1))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

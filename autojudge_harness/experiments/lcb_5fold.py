@@ -3,13 +3,13 @@ its problems are split into K folds by question id; for each fold a judge is tra
 mismatches of the OTHER folds' problems and that fold's problems are decoded (lm-eval,
 ``autojudge_hf``) with it; the metric is reported over all folds together.
 
-Steps (``run``; ``scripts/lcb_5fold.py`` is the CLI), all under one run directory:
+Steps (``run``; ``autojudge lcb-5fold`` is the CLI), all under one run directory:
 1. ``folds.json``: folds of the sorted LiveCodeBench question ids, shuffled with ``seed`` and dealt
    round-robin (deterministic; a rerun checks the existing file against the data and settings).
 2. ``mined/``: Algorithm 1 on EVERY problem, once. A problem's mined records do not depend on the
    fold (mining uses only the models, the prompt and the problem's own tests), so each fold trains
    on the records of its K-1 training folds instead of mining them K-1 times. Resumable.
-3. per fold k, ``fold-k/``: ``judge.safetensors`` (``classifiers.train`` on the training folds'
+3. per fold k, ``fold-k/``: ``judge.safetensors`` (``autojudge_harness.training`` on the training folds'
    question ids), then lm-eval on fold k's problems (``samples=``) -> ``result.json``. A fold whose
    ``result.json`` matches the current settings is skipped on rerun. A fold whose training
    mismatches cannot give a judge (no mismatches, one class only, or a validation split with one
@@ -31,9 +31,10 @@ from typing import Sequence
 
 from tqdm import tqdm
 
-from mining.pipeline import environment, file_sha256
+from ..mining.pipeline import file_sha256
+from ..prompts import environment
+from .evaluation import run_lm_eval
 
-REPO = Path(__file__).resolve().parents[1]
 JSONL_ENV = "AUTOJUDGE_LCB_JSONL"
 FOLDS_FILE, RESULT_FILE, SUMMARY_FILE = "folds.json", "result.json", "lcb_5fold.json"
 
@@ -81,8 +82,8 @@ class LCBData:
 
 def load_data(data: str | None = None, release: str = "release_v5", limit: int | None = None) -> LCBData:
     """A local JSONL file (``data``) or the hub ``release``; the first ``limit`` problems."""
-    from autojudge_harness.livecodebench import load_hub_rows, problem_from_row, read_lcb_jsonl
-    from mining.lcb import problems_digest
+    from ..livecodebench import load_hub_rows, problem_from_row, read_lcb_jsonl
+    from ..mining.lcb import problems_digest
 
     if data is not None:
         path = Path(data).resolve()
@@ -103,17 +104,10 @@ def load_data(data: str | None = None, release: str = "release_v5", limit: int |
 def evaluate(model_args: str, data: LCBData, doc_ids: Sequence[int], max_gen_toks: int | None, device: str) -> dict:
     """One lm-eval run of ``autojudge_hf`` on docs ``doc_ids`` of the data's task; returns Pass@1,
     the per-problem verdicts and the speed statistics."""
-    import lm_eval
-
-    from autojudge_harness.lm_eval_models.registration import register
-
-    register()
     with environment(**data.task_env):
-        results = lm_eval.simple_evaluate(
-            model="autojudge_hf", model_args=model_args, tasks=[data.task],
-            task_manager=lm_eval.tasks.TaskManager(include_path=str(REPO / "tasks")),
-            samples={data.task: list(doc_ids)}, confirm_run_unsafe_code=True, apply_chat_template=True,
-            log_samples=True, gen_kwargs=f"max_gen_toks={max_gen_toks}" if max_gen_toks else None, device=device)
+        results = run_lm_eval(model_args, data.task, samples={data.task: list(doc_ids)}, confirm_run_unsafe_code=True,
+                              log_samples=True, gen_kwargs=f"max_gen_toks={max_gen_toks}" if max_gen_toks else None,
+                              device=device)
     per_problem = []
     for sample in sorted(results["samples"][data.task], key=lambda s: s["doc_id"]):
         verdict = sample["filtered_resps"][0]
@@ -125,7 +119,7 @@ def evaluate(model_args: str, data: LCBData, doc_ids: Sequence[int], max_gen_tok
 
 def merge_stats(stats: Sequence[dict]) -> dict:
     """Sum the counters of several runs' statistics and recompute the derived rates."""
-    from autojudge_harness.stats import DecodingStats
+    from ..stats import DecodingStats
 
     total = DecodingStats()
     for s in stats:
@@ -136,8 +130,7 @@ def merge_stats(stats: Sequence[dict]) -> dict:
 def train_fold(features: Path, out: Path, train_ids: Sequence[int], feature_kind: str, recall: float,
                val_fraction: float, seed: int) -> dict:
     """Train one fold's judge; the classifier entry of the fold (trained, or untrainable + reason)."""
-    from classifiers.train import train
-
+    from ..training import train
     try:
         report = train(features, out, feature_kind, recall, seed, question_ids=train_ids, val_fraction=val_fraction)
     except ValueError as err:
@@ -152,9 +145,9 @@ def run(run_dir: Path, data: LCBData, target: str, draft: str, k: int = 5, seed:
         recall: float = 0.9, val_fraction: float = 0.1, lookahead: int = 8, lossless_baseline: bool = True,
         device: str = "cpu", grader=None, progress: bool = True) -> dict:
     """The whole protocol (module docstring); returns the merged result (also written to disk)."""
-    from autojudge_harness.models import load_pair
-    from mining.lcb import mine_lcb
-    from mining.store import MERGED_FEATURES, merge
+    from ..mining.lcb import mine_lcb
+    from ..mining.store import MERGED_FEATURES, merge
+    from ..models import load_pair
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -269,3 +262,63 @@ def plot(summary: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def configure_parser(parser) -> None:
+    """``autojudge lcb-5fold``: the out-of-fold protocol from the command line."""
+    parser.description = ("LiveCodeBench 5-fold out-of-fold protocol: mine every problem once (Algorithm 1, "
+                          "sandboxed grading), train a judge per fold on the other folds, decode each fold "
+                          "through lm-eval with its judge, and a lossless baseline.")
+    parser.epilog = ("Reads: LiveCodeBench problems (the hub's livecodebench/code_generation_lite --release, or "
+                     "--data JSONL with the hub's columns). Writes under --run-dir: folds.json, mined/ (resumable), "
+                     "fold-K/ (judge.safetensors, result.json, samples.jsonl), lossless/, lcb_5fold.json, "
+                     "lcb_5fold.png. A rerun resumes.")
+    parser.add_argument("--preset", help="model pair preset, e.g. smollm2-135m (its GSM8K judge is NOT used)")
+    parser.add_argument("--target")
+    parser.add_argument("--draft")
+    parser.add_argument("--data", help="local LiveCodeBench JSONL (hub columns) instead of the hub")
+    parser.add_argument("--release", default="release_v5", help="hub release (default release_v5, the paper's 880)")
+    parser.add_argument("--limit", type=int, help="use the first N problems only")
+    parser.add_argument("--run-dir", type=Path, required=True)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0, help="fold shuffle and classifier split seed")
+    parser.add_argument("--max-new-tokens", type=int, default=2048, help="mining responses and evaluation max_gen_toks")
+    parser.add_argument("--window", type=int, default=8)
+    parser.add_argument("--threshold", type=float, help="override each fold judge's threshold")
+    parser.add_argument("--feature-kind", default="DD-DT", choices=("DT", "DD-DT"))
+    parser.add_argument("--recall", type=float, default=0.9)
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--lookahead", type=int, default=8)
+    parser.add_argument("--no-lossless-baseline", action="store_true", help="skip the lossless run over all problems")
+    parser.add_argument("--timeout", type=float, default=6.0, help="grader: seconds per test")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, help="torch threads")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def main(args) -> int:
+    import torch
+
+    from ..grading import Grader
+    from ..models import pair_config
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        config = pair_config(args.preset, args.target, args.draft)
+    except ValueError as err:
+        raise SystemExit(f"give --preset or both --target and --draft ({err})") from None
+    data = load_data(args.data, args.release, args.limit)
+    summary = run(args.run_dir, data, config.target, config.draft, args.folds, args.seed, args.max_new_tokens,
+                  args.window, args.threshold, args.feature_kind, args.recall, args.val_fraction, args.lookahead,
+                  not args.no_lossless_baseline, args.device, Grader(timeout=args.timeout),
+                  progress=not args.no_progress)
+    for name, r in summary["results"].items():
+        print(f"{name:22s} pass@1={r['pass@1']:.3f} ({r['passed']}/{r['problems']}) "
+              f"accepted/cycle={r['accepted_per_cycle']:.2f} tokens/s={r['tokens_per_second']:.1f}")
+    for f in summary["folds"]:
+        print(f"fold {f['fold']}: pass@1={f['pass@1']:.3f} classifier={f['classifier_status']} "
+              f"accepted/cycle={f['stats']['accepted_per_cycle']:.2f}")
+    print(f"wrote {args.run_dir / SUMMARY_FILE} and lcb_5fold.png")
+    print(json.dumps({"out": str(args.run_dir / SUMMARY_FILE)}))
+    return 0

@@ -1,7 +1,7 @@
 """Mine -> train -> evaluate for one model pair and a GSM8K-format dataset (resumable).
 
-    python scripts/pipeline.py --preset smollm2-135m --data train.jsonl --limit 60 --run-dir runs/smollm2
-    python scripts/pipeline.py --target meta-llama/Llama-3.1-8B-Instruct --draft meta-llama/Llama-3.2-1B-Instruct \
+    autojudge pipeline --preset smollm2-135m --data train.jsonl --limit 60 --run-dir runs/smollm2
+    autojudge pipeline --target meta-llama/Llama-3.1-8B-Instruct --draft meta-llama/Llama-3.2-1B-Instruct \
         --dataset openai/gsm8k --run-dir runs/llama --eval-task autojudge_gsm8k_cot_llama_zeroshot --device cuda
 
 Steps: mine Algorithm 1 records into RUN/mined (rerun resumes), merge, train the judge
@@ -11,34 +11,26 @@ task losslessly and with the judge, and write RUN/pipeline.json comparing the tw
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from classifiers.train import train  # noqa: E402
-from mining.store import MERGED_FEATURES, merge  # noqa: E402
+from ..mining.store import MERGED_FEATURES, merge
+from ..training import train
+from .evaluation import run_lm_eval
 
 
 def evaluate(model_args: str, task: str, limit: int | None, device: str) -> dict:
     """One lm-eval run of autojudge_hf; returns the task metrics and the speed statistics."""
-    import lm_eval
-
-    from autojudge_harness.lm_eval_models.registration import register
-
-    register()
-    results = lm_eval.simple_evaluate(model="autojudge_hf", model_args=model_args, tasks=[task],
-                                      task_manager=lm_eval.tasks.TaskManager(include_path=str(REPO / "tasks")),
-                                      limit=limit, device=device, apply_chat_template=True)
+    results = run_lm_eval(model_args, task, limit=limit, device=device)
     metrics = {k: v for k, v in results["results"][task].items() if "stderr" not in k and isinstance(v, (int, float))}
     return {"metrics": metrics, "stats": results["config"]["autojudge"]["stats"]}
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def configure_parser(p) -> None:
+    p.description = "Mine -> train -> evaluate (lossless vs the new judge through lm-eval) for one pair, resumable."
+    p.epilog = ("Reads: a GSM8K-format JSONL (--data) or a hub dataset (--dataset); the model pair. Writes under "
+                "--run-dir: mined/ (the mining run, resumable), judge.safetensors (+ .report.json/.png), "
+                "pipeline.json (mining totals, classifier, lm-eval metrics and speed of both modes).")
     p.add_argument("--preset", default="smollm2-135m")
     p.add_argument("--target")
     p.add_argument("--draft")
@@ -53,10 +45,11 @@ def main(argv=None) -> None:
     p.add_argument("--eval-limit", type=int)
     p.add_argument("--window", type=int, default=8)
     p.add_argument("--device", default="cpu")
-    args = p.parse_args(argv)
 
-    from autojudge_harness.models import load_pair, pair_config
-    from mining.pipeline import load_gsm8k, mine_gsm8k, select_ids
+
+def main(args) -> int:
+    from ..mining.pipeline import load_gsm8k, mine_gsm8k, select_ids
+    from ..models import load_pair, pair_config
 
     config = pair_config(args.preset, args.target, args.draft)
     target, draft = config.target, config.draft
@@ -80,7 +73,4 @@ def main(argv=None) -> None:
         print(f"{mode:9s} metrics={s['metrics']} accepted/cycle={s['stats']['accepted_per_cycle']:.2f} "
               f"tokens/s={s['stats']['tokens_per_second']:.1f}")
     print(f"wrote {args.run_dir / 'pipeline.json'}")
-
-
-if __name__ == "__main__":
-    main()
+    return 0

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .judge import Judge
+from ..judge import Judge
+from ..settings import AcceptanceSettings
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,12 @@ class SweepPoint:
         if self.mode == "judge":
             return f"judge t={self.threshold:g}"
         return f"top-{self.k}" if self.mode == "top-k" else "lossless"
+
+    def settings(self, judge: str | None) -> AcceptanceSettings:
+        """This point's acceptance settings (``judge``: the judge file of the sweep)."""
+        if self.mode == "judge":
+            return AcceptanceSettings.from_args(judge=judge, threshold=self.threshold)
+        return AcceptanceSettings(accept_top_k=self.k) if self.mode == "top-k" else AcceptanceSettings()
 
     @property
     def slug(self) -> str:
@@ -79,10 +86,9 @@ def run_sweep(lm, points: list[SweepPoint], task: str, out_dir: Path, judge: str
         result_file = out_dir / "points" / f"{point.slug}.json"
         answers_file = out_dir / "points" / f"{point.slug}.answers.json"
         if not (result_file.exists() and answers_file.exists()):
-            lm.configure(judge=judge if point.mode == "judge" else None, threshold=point.threshold,
-                         accept_top_k=point.k, sample_stats_path=out_dir / "points" / f"{point.slug}.samples.jsonl")
+            lm.configure(point.settings(judge), sample_stats_path=out_dir / "points" / f"{point.slug}.samples.jsonl")
             if not warmed_up:   # one-off allocation costs must not land in the first point's timing
-                lm.decoder.generate(lm.tok_encode("Warm-up: 1 + 1 ="), 8)
+                lm.warm_up()
                 warmed_up = True
             results = lm_eval.simple_evaluate(
                 model=lm, tasks=[task], task_manager=task_manager, limit=limit, gen_kwargs=gen_kwargs,
@@ -200,3 +206,80 @@ def plot_sweep(combined: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def number_list(kind):
+    return lambda text: [kind(x) for x in text.split(",") if x.strip()]
+
+
+def print_table(combined: dict) -> None:
+    print(f"\n{combined['task']} ({combined['metric']}), {combined['pair']['target']} / {combined['pair']['draft']}, "
+          f"W={combined['pair']['window']}, judge={combined['judge']}")
+    print("| point | metric | agreement w/ lossless | accepted/cycle | vs lossless | tok/s | speed vs lossless | judge-accepted share |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in combined["points"]:
+        print(f"| {r['label']} | {r['metric']:.3f} | {r['agreement_with_lossless']:.2f} | {r['accepted_per_cycle']:.2f} | "
+              f"{r['accepted_per_cycle_vs_lossless']:.2f}x | {r['tokens_per_second']:.1f} | {r['speed_vs_lossless']:.2f}x | "
+              f"{r['judge_accepted_fraction']:.2f} |")
+    for y, fronts in combined["pareto"].items():
+        print(f"Pareto front, {y} vs accepted/cycle: {', '.join(fronts['accepted_per_cycle'])}")
+
+
+def configure_parser(p) -> None:
+    p.description = ("Sweep acceptance rules for one pair, task and judge (lossless, judge thresholds, top-K): "
+                     "one process, the models loaded once, one lm-eval run per point.")
+    p.epilog = ("Reads: the model pair, the judge file (default: the preset's), the lm-eval task. Writes under "
+                "--out: points/<point>.json (lm-eval's result JSON with the speed statistics), "
+                "points/<point>.answers.json, points/<point>.samples.jsonl, sweep.json (the leaderboard), "
+                "sweep.png (Pareto plots). A rerun skips finished points. Thresholds default to the judge's own "
+                "plus --table-points spread over its validation threshold table.")
+    p.add_argument("--preset", default="smollm2-135m", help="named pair; '' to use --target/--draft only")
+    p.add_argument("--target")
+    p.add_argument("--draft")
+    p.add_argument("--judge", help="judge file (default: the preset's)")
+    p.add_argument("--window", type=int)
+    p.add_argument("--thresholds", type=number_list(float), help="comma-separated judge thresholds")
+    p.add_argument("--table-points", type=int, default=6,
+                   help="without --thresholds: this many thresholds from the judge's threshold table")
+    p.add_argument("--top-k", type=number_list(int), default=[], help="comma-separated K for the top-K baseline")
+    p.add_argument("--task", default="autojudge_gsm8k_bundled")
+    p.add_argument("--include-path", type=Path, help="lm-eval task folder (default: the installed tasks)")
+    p.add_argument("--metric", help="'name,filter' (default: the task's first metric)")
+    p.add_argument("--limit", type=float)
+    p.add_argument("--gen-kwargs", help="lm-eval gen_kwargs override, e.g. max_gen_toks=128")
+    p.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
+    p.add_argument("--confirm_run_unsafe_code", action="store_true",
+                   help="allow tasks that execute model-written code (LiveCodeBench), as lm_eval's flag")
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--compile", action="store_true", help="static KV cache + torch.compile (GPU)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--out", type=Path, required=True)
+
+
+def main(args) -> int:
+    import torch
+    from lm_eval.tasks import TaskManager
+
+    from ..judge import load_judge
+    from ..lm_eval_models.hf import AutoJudgeHFLM
+    from ..models import pair_config
+    from ..resources import tasks_path
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    judge = pair_config(args.preset, args.target, args.draft, args.judge, args.window).judge
+    thresholds = args.thresholds
+    if thresholds is None:
+        thresholds = default_thresholds(load_judge(judge), args.table_points) if judge else []
+    points = sweep_points(thresholds, args.top_k)
+    lm = AutoJudgeHFLM(pretrained=args.target, draft=args.draft, window=args.window, preset=args.preset,
+                       device=args.device, dtype=args.dtype, compile=args.compile)
+    limit = int(args.limit) if args.limit and args.limit >= 1 else args.limit
+    combined = run_sweep(lm, points, args.task, args.out, judge,
+                         task_manager=TaskManager(include_path=str(args.include_path or tasks_path())),
+                         limit=limit, gen_kwargs=args.gen_kwargs, apply_chat_template=not args.no_chat,
+                         metric=args.metric, confirm_run_unsafe_code=args.confirm_run_unsafe_code)
+    print_table(combined)
+    print(f"\nwrote {args.out / 'sweep.json'} and {args.out / 'sweep.png'}")
+    return 0

@@ -10,7 +10,6 @@ loglikelihood requests go to the target through lm-eval's HFLM unchanged.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from pathlib import Path
 
@@ -19,30 +18,23 @@ from lm_eval.models.huggingface import HFLM
 from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs, postprocess_generated_text
 from tqdm import tqdm
 
-from ..decoding import SpeculativeDecoder, check_window
-from ..judge import load_judge
-from ..models import load_pair, pair_config
+from ..decoding import SpeculativeDecoder
+from ..models import DTYPES, check_reference, load_pair, pair_config
+from ..settings import AcceptanceSettings, SettingsError, boolean, check_window
 from ..stats import DecodingStats
+from .model_args import check_known, parameters
 from .registration import cli_output_path
+
+OWN_KEYS = ("pretrained", "draft", "judge", "threshold", "accept_top_k", "window", "dtype", "device", "compile",
+            "preset", "sample_stats_path")
 
 
 def _resolve_device(device: str | None) -> str:
-    """The requested device; CUDA requests fall back to CPU (with a warning) when no GPU exists,
-    as HFLM does: the lm-eval CLI passes device=cuda:0 unless told otherwise."""
+    """The requested device; a CUDA request without a GPU falls back to CPU, as HFLM does, without a
+    warning: the lm-eval CLI passes device=cuda:0 whenever the user names no device."""
     if device is None or (str(device).startswith("cuda") and not torch.cuda.is_available()):
-        if device is not None:
-            logging.getLogger(__name__).warning("device %s is not available; using cpu", device)
         return "cuda" if torch.cuda.is_available() else "cpu"
     return str(device)
-
-
-def _as_bool(value) -> bool:
-    """lm-eval passes model_args as strings or already-parsed values."""
-    if isinstance(value, str):
-        if value.lower() not in ("true", "false", "1", "0"):
-            raise ValueError(f"expected true/false, got {value!r}")
-        return value.lower() in ("true", "1")
-    return bool(value)
 
 
 class AutoJudgeHFLM(HFLM):
@@ -53,33 +45,43 @@ class AutoJudgeHFLM(HFLM):
                  dtype: str = "auto", device: str | None = None, compile: bool = False, preset: str | None = None,
                  sample_stats_path: str | None = None, batch_size: int | str | None = 1,
                  max_length: int | None = None, **kwargs):
+        check_known("autojudge_hf", kwargs, OWN_KEYS, parameters(HFLM.__init__), "lm-eval's HFLM")
+        # cheap checks first: nothing is loaded before the arguments are known to be usable
         config = pair_config(preset, pretrained, draft, judge, window)
+        window = check_window(config.window)
+        settings = AcceptanceSettings.from_args(  # top-K replaces a preset's judge
+            judge=config.judge if accept_top_k is None or judge else None, threshold=threshold,
+            accept_top_k=accept_top_k)
+        compile = boolean(compile, "compile")
+        for key, ref in (("pretrained", config.target), ("draft", config.draft)):
+            check_reference(ref, key)
         device = _resolve_device(device)
         if dtype == "auto":
             dtype = "bfloat16" if str(device).startswith("cuda") else "float32"
-        check_window(config.window)
+        if dtype not in DTYPES:
+            raise SettingsError(f"dtype must be one of auto, {', '.join(DTYPES)}; got {dtype!r}")
         self.pair = load_pair(config.target, config.draft, dtype=dtype, device=device)
         super().__init__(pretrained=self.pair.target, tokenizer=self.pair.tokenizer,
                          batch_size=batch_size, max_length=max_length, **kwargs)
-        self.run_args = {"target": self.pair.target_name, "draft": self.pair.draft_name, "window": config.window,
-                         "dtype": dtype, "device": str(device), "compile": _as_bool(compile), "preset": preset}
-        self.configure(judge=config.judge if accept_top_k is None or judge else None,  # top-K replaces a preset's judge
-                       threshold=threshold, accept_top_k=accept_top_k, sample_stats_path=sample_stats_path)
+        self.run_args = {"target": self.pair.target_name, "draft": self.pair.draft_name, "window": window,
+                         "dtype": dtype, "device": str(device), "compile": compile, "preset": preset}
+        self.configure(settings, sample_stats_path)
 
-    def configure(self, judge: str | None = None, threshold: float | None = None, accept_top_k: int | None = None,
-                  sample_stats_path: str | Path | None = None) -> None:
-        """Set the acceptance rule (judge file + threshold, top-K, or neither: lossless) for the next
-        evaluation, keeping the loaded models; statistics start from zero."""
-        self.decoder = SpeculativeDecoder(self.pair, window=self.run_args["window"],
-                                          judge=load_judge(judge) if judge else None,
-                                          threshold=None if threshold is None else float(threshold),
-                                          accept_top_k=None if accept_top_k is None else int(accept_top_k),
+    def configure(self, settings: AcceptanceSettings, sample_stats_path: str | Path | None = None) -> None:
+        """Set the acceptance rule for the next evaluation, keeping the loaded models; statistics
+        start from zero."""
+        self.decoder = SpeculativeDecoder(self.pair, window=self.run_args["window"], settings=settings,
                                           compile=self.run_args["compile"])
-        self.autojudge_args = {**self.run_args, "judge": judge, "threshold": self.decoder.threshold,
-                               "accept_top_k": self.decoder.accept_top_k}
+        self.autojudge_args = {**self.run_args, "mode": settings.mode, "judge": settings.judge,
+                               "threshold": self.decoder.threshold if settings.judge else None,
+                               "accept_top_k": settings.accept_top_k}
         self.sample_stats: list[dict] = []
         self.total_stats = DecodingStats()
         self.sample_stats_path = Path(sample_stats_path) if sample_stats_path else self._default_stats_path()
+
+    def warm_up(self) -> None:
+        """One short decode, so that one-off allocation costs do not land in a timed run."""
+        self.decoder.generate(self.tok_encode("Warm-up: 1 + 1 ="), 8)
 
     @staticmethod
     def _default_stats_path() -> Path | None:

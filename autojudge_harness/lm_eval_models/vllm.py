@@ -11,19 +11,24 @@ settings and the acceptance statistics (``vllm_ext.metrics``) under ``results["c
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import replace
 
+from ..settings import AcceptanceSettings, check_window
 from ..vllm_ext import metrics
-from ..vllm_ext.settings import (CONFIG_KEY, STATS_RPC, VLLM_VERSION, AutoJudgeSettings, VLLMSettingsError,
-                                 check_vllm_version, engine_kwargs, load_vllm_judge,
-                                 resolve_threshold)
+from ..vllm_ext.settings import (CONFIG_KEY, STATS_RPC, VLLM_VERSION, VLLMSettingsError, check_vllm_version,
+                                 engine_kwargs, load_vllm_judge, to_additional_config)
+from .model_args import check_known, parameters
 
 check_vllm_version()  # before importing vllm: a clear error when it is missing or another release
 
 from lm_eval.models.vllm_causallms import VLLM  # noqa: E402
 from vllm import SamplingParams  # noqa: E402
+from vllm.engine.arg_utils import EngineArgs  # noqa: E402
 from vllm.sampling_params import SamplingType  # noqa: E402
+
+OWN_KEYS = ("pretrained", "draft", "window", "judge", "threshold", "accept_top_k")
 
 
 def _hidden_size(model: str, **config_kwargs) -> int:
@@ -38,7 +43,11 @@ class AutoJudgeVLLM(VLLM):
 
     def __init__(self, pretrained: str, draft: str | None = None, window: int = 8, judge: str | None = None,
                  threshold: float | None = None, accept_top_k: int | None = None, **kwargs):
-        settings = AutoJudgeSettings.create(judge, threshold, accept_top_k)
+        check_known("autojudge_vllm", kwargs, OWN_KEYS,
+                    parameters(VLLM.__init__) | {f.name for f in dataclasses.fields(EngineArgs)},
+                    "lm-eval's VLLM and vllm.LLM")
+        window = check_window(window)
+        settings = AcceptanceSettings.from_args(judge, threshold, accept_top_k)
         if int(kwargs.get("data_parallel_size", 1)) > 1:
             raise VLLMSettingsError("autojudge_vllm runs one engine (data_parallel_size=1): lm-eval's data "
                                     "parallelism starts engines in Ray actors whose statistics cannot be read; "
@@ -56,8 +65,8 @@ class AutoJudgeVLLM(VLLM):
             judge_obj = load_vllm_judge(settings, _hidden_size(pretrained, revision=kwargs.get("revision"),
                                                                **config_kwargs),
                                         _hidden_size(draft, **config_kwargs), pretrained, draft)
-            settings = replace(settings, threshold=resolve_threshold(settings, judge_obj))
-        llm_kwargs["additional_config"] = {**extra_config, **settings.to_additional_config()}
+            settings = replace(settings, threshold=settings.resolved_threshold(judge_obj))
+        llm_kwargs["additional_config"] = {**extra_config, **to_additional_config(settings)}
         super().__init__(pretrained=pretrained, **kwargs, **llm_kwargs)
         self.autojudge_settings = settings
         self.autojudge_args = {"target": pretrained, "draft": draft, "window": window, "mode": settings.mode,

@@ -1,29 +1,28 @@
-"""Mine important tokens (AutoJudge Algorithm 1) on GSM8K questions into a sharded run directory.
+"""``autojudge mine``: AutoJudge Algorithm 1 on GSM8K questions into a sharded run directory.
 
     # one process (resumable: rerun the same command after a kill)
-    python scripts/mine.py --preset smollm2-135m --data train.jsonl --limit 100 --out runs/gsm8k
+    autojudge mine --preset smollm2-135m --data train.jsonl --limit 100 --out runs/gsm8k
     # two shards in parallel, then merge
-    python scripts/mine.py --preset smollm2-135m --data train.jsonl --out runs/gsm8k --shard 0/2 &
-    python scripts/mine.py --preset smollm2-135m --data train.jsonl --out runs/gsm8k --shard 1/2 &
-    wait; python scripts/mine.py --out runs/gsm8k --merge
+    autojudge mine --preset smollm2-135m --data train.jsonl --out runs/gsm8k --shard 0/2 &
+    autojudge mine --preset smollm2-135m --data train.jsonl --out runs/gsm8k --shard 1/2 &
+    wait; autojudge mine --out runs/gsm8k --merge
 
-Record format and guarantees: mining/store.py (and mining/README.md).
+Record format and guarantees: ``autojudge_harness.mining.store`` (and mining/README.md).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from mining.store import merge, parse_shard  # noqa: E402
+from .store import merge, parse_shard
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def configure_parser(ap) -> None:
+    ap.description = __doc__.split("\n\n")[0].split(": ", 1)[1]
+    ap.epilog = ("Reads: a GSM8K-format JSONL (--data) or a hub dataset (--dataset); the model pair. Writes under "
+                 "--out: manifest.json, shard-III-of-NNN/ (records.jsonl + features.f32, append-only, resumable); with "
+                 "--merge: merged.jsonl + features.safetensors (the input of 'autojudge train').")
     ap.add_argument("--preset", help="model pair preset, e.g. smollm2-135m")
     ap.add_argument("--target", help="target model reference (overrides the preset's)")
     ap.add_argument("--draft", help="draft model reference, e.g. layers:24 (overrides the preset's)")
@@ -46,16 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--merge", action="store_true", help="merge all shards of --out afterwards "
                     "(alone, without --data/--dataset: only merge)")
     ap.add_argument("--no-progress", action="store_true")
-    return ap
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def main(args) -> int:
     if args.data or args.dataset:
         import torch
 
-        from autojudge_harness.models import load_pair, pair_config
-        from mining.pipeline import load_gsm8k, mine_gsm8k, select_ids
+        from ..models import load_pair, pair_config
+        from .pipeline import load_gsm8k, mine_gsm8k, select_ids
 
         try:
             config = pair_config(args.preset, args.target, args.draft)
@@ -77,7 +74,3 @@ def main(argv=None) -> int:
         jsonl, st = merge(Path(args.out))
         print(f"merged -> {jsonl} + {st}", flush=True)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

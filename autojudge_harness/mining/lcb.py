@@ -20,11 +20,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Sequence
 
-from autojudge_harness.grading import Grader
-from autojudge_harness.livecodebench import Problem, extract_code
+from ..grading import Grader
+from ..livecodebench import Problem, extract_code
 
 from .algorithm import Miner, MinedQuestion, _cut_at_stop
-from .pipeline import TaskPrompter, mine_questions, mined_record, run_manifest
+from ..prompts import TaskPrompts
+from .pipeline import mine_questions, mined_record, run_manifest
 
 LCB_PROMPT_TASK = "autojudge_lcb_bundled"
 PASS, FAIL = "pass", "fail"
@@ -78,7 +79,7 @@ def mine_lcb(pair, problems: Sequence[Problem], rows: Sequence[dict], data_info:
     """Mine problems ``ids`` (positions in ``problems``/``rows``, the same data as Problem and as
     dataset row) into run ``out``; resumable like ``mining.pipeline.mine_questions``."""
     grader = grader or Grader()
-    prompter = TaskPrompter(pair.tokenizer, LCB_PROMPT_TASK)
+    prompter = TaskPrompts(LCB_PROMPT_TASK)
     equivalences: dict[int, LCBEquivalence] = {}
 
     def equivalence(qid: int) -> LCBEquivalence:
@@ -88,6 +89,6 @@ def mine_lcb(pair, problems: Sequence[Problem], rows: Sequence[dict], data_info:
     manifest = run_manifest(pair, data_info, prompter, SimpleNamespace(name=equivalence_name(grader)),
                             max_new_tokens, dtype)
     miner = Miner.for_pair(pair, None, max_new_tokens=max_new_tokens, stop=prompter.stop, lookahead=lookahead)
-    return mine_questions(miner, manifest, out, ids, lambda qid: prompter(rows[qid]), equivalence,
+    return mine_questions(miner, manifest, out, ids, lambda qid: prompter.token_ids(pair.tokenizer, rows[qid]), equivalence,
                           lambda qid, mined: lcb_record(qid, problems[qid], mined, equivalences.pop(qid)),
                           shard, progress)

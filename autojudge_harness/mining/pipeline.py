@@ -1,41 +1,21 @@
 """Mining a dataset into a run directory: questions -> prompts (built by the lm-eval task itself)
 -> Algorithm 1 -> shard records. ``mine_questions`` is the dataset-independent loop; GSM8K is wired
-here (``scripts/mine.py`` is its CLI), LiveCodeBench in ``mining/lcb.py``."""
+here (``autojudge mine`` is its CLI), LiveCodeBench in ``mining/lcb.py``."""
 
 from __future__ import annotations
 
 import hashlib
-import os
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
 from tqdm import tqdm
 
+from ..prompts import TaskPrompts
+from ..resources import bundled_problems
 from .algorithm import GSM8KEquivalence, Miner, MinedQuestion
 from .store import ShardWriter, done_question_ids, init_run, make_manifest
 
-REPO = Path(__file__).resolve().parents[1]
 GSM8K_TASK = "autojudge_gsm8k_cot_llama_zeroshot"
-
-
-@contextmanager
-def environment(**values: str | None):
-    """Set (or unset, for None) environment variables for the duration of the block."""
-    previous = {k: os.environ.get(k) for k in values}
-    try:
-        for k, v in values.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        yield
-    finally:
-        for k, v in previous.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def file_sha256(path: str | Path) -> str:
@@ -63,40 +43,10 @@ def load_gsm8k(data: str | None = None, dataset: str | None = None, split: str =
     return rows, {"dataset": dataset, "dataset_sha256": digest, "split": split}
 
 
-class TaskPrompter:
-    """Prompts exactly as an lm-eval task of ``tasks/`` builds them with ``--apply_chat_template``:
-    the task's ``fewshot_context`` (0-shot, chat messages) through the tokenizer's chat template.
-    Also exposes the task's stop strings (``until``). ``data_env``: environment variables set (unless
-    already set) while the task is constructed, so that it loads its evaluation docs from a local
-    file (the docs themselves are not used here)."""
-
-    def __init__(self, tokenizer, task: str, include_path: str | Path = REPO / "tasks",
-                 data_env: dict[str, str] | None = None):
-        from lm_eval.tasks import TaskManager
-
-        with environment(**{key: os.environ.get(key) or value for key, value in (data_env or {}).items()}):
-            manager = TaskManager(include_path=str(include_path), include_defaults=False)
-            self.task_name = task
-            self.task = manager.load([task])["tasks"][task]
-        self.tokenizer = tokenizer
-        self.stop = tuple(self.task.config.generation_kwargs.get("until", ()))
-
-    def messages(self, row: dict) -> list[dict]:
-        return self.task.fewshot_context(row, num_fewshot=0, apply_chat_template=True,
-                                         chat_template=lambda msgs, add_generation_prompt=True: msgs)
-
-    def __call__(self, row: dict) -> list[int]:
-        return self.tokenizer.apply_chat_template(self.messages(row), add_generation_prompt=True, tokenize=True,
-                                                  return_dict=False)
-
-
-class GSM8KPrompter(TaskPrompter):
-    """Prompts of ``autojudge_gsm8k_cot_llama_zeroshot`` (the task reads the bundled problems
-    while it is constructed, so that building prompts never needs the hub)."""
-
-    def __init__(self, tokenizer, task: str = GSM8K_TASK, include_path: str | Path = REPO / "tasks"):
-        super().__init__(tokenizer, task, include_path,
-                         {"AUTOJUDGE_GSM8K_JSONL": str(REPO / "tasks" / "gsm8k_bundled" / "problems.jsonl")})
+def gsm8k_prompts() -> TaskPrompts:
+    """Prompts of ``autojudge_gsm8k_cot_llama_zeroshot`` (the task reads the bundled problems while it
+    is constructed, so that building prompts never needs the hub; the docs themselves are not used)."""
+    return TaskPrompts(GSM8K_TASK, data_env={"AUTOJUDGE_GSM8K_JSONL": str(bundled_problems("gsm8k_bundled"))})
 
 
 def select_ids(total: int, offset: int = 0, limit: int | None = None, shard: tuple[int, int] = (0, 1)) -> list[int]:
@@ -106,7 +56,7 @@ def select_ids(total: int, offset: int = 0, limit: int | None = None, shard: tup
     return [q for q in range(max(0, offset), end) if q % count == index]
 
 
-def run_manifest(pair, data_info: dict, prompter: TaskPrompter, equivalence, max_new_tokens: int,
+def run_manifest(pair, data_info: dict, prompter: TaskPrompts, equivalence, max_new_tokens: int,
                  dtype: str = "float32") -> dict:
     return make_manifest(target_model=pair.target_name, draft_model=pair.draft_name,
                          target_hidden_size=pair.target.config.hidden_size,
@@ -138,11 +88,11 @@ def mine_gsm8k(pair, rows: Sequence[dict], data_info: dict, out: str | Path, ids
                dtype: str = "float32", progress: bool = True, flexible: bool = False) -> dict:
     """Mine questions ``ids`` of ``rows`` into shard ``shard`` of run ``out``; resumes (skips ids
     already recorded in any shard of the run). Returns totals of this call."""
-    prompter = GSM8KPrompter(pair.tokenizer)
+    prompter = gsm8k_prompts()
     equivalence = GSM8KEquivalence(prompter.stop, flexible=flexible)
     manifest = run_manifest(pair, data_info, prompter, equivalence, max_new_tokens, dtype)
     miner = Miner.for_pair(pair, equivalence, max_new_tokens=max_new_tokens, stop=prompter.stop, lookahead=lookahead)
-    return mine_questions(miner, manifest, out, ids, lambda qid: prompter(rows[qid]), lambda qid: equivalence,
+    return mine_questions(miner, manifest, out, ids, lambda qid: prompter.token_ids(pair.tokenizer, rows[qid]), lambda qid: equivalence,
                           lambda qid, mined: question_record(qid, rows[qid], mined), shard, progress)
 
 

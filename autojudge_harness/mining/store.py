@@ -406,7 +406,7 @@ def load_merged(run_dir: Path, expected_manifest: dict | None = None) -> MinedDa
     run_dir = Path(run_dir)
     st, jsonl = run_dir / MERGED_FEATURES, run_dir / MERGED_JSONL
     if not st.exists() or not jsonl.exists():
-        raise ValueError(f"{run_dir}: not merged yet (run scripts/mine.py --out {run_dir} --merge)")
+        raise ValueError(f"{run_dir}: not merged yet (run autojudge mine --out {run_dir} --merge)")
     arrays, manifest = read_features(st)
     if expected_manifest is not None:
         check_manifest(manifest, expected_manifest, st)

@@ -17,8 +17,8 @@ from vllm.v1.worker.gpu.spec_decode.rejection_sampler import RejectionSampler
 
 from .batched import LenientRule
 from .sampler import AutoJudgeRejectionSampler
-from .settings import (AutoJudgeSettings, VLLMSettingsError, check_speculative_config, check_vllm_version,
-                       load_vllm_judge, resolve_threshold)
+from .settings import (VLLMSettingsError, check_speculative_config, check_vllm_version, from_additional_config,
+                       load_vllm_judge)
 
 
 class AutoJudgeModelRunner(GPUModelRunner):
@@ -26,7 +26,7 @@ class AutoJudgeModelRunner(GPUModelRunner):
 
     def __init__(self, vllm_config, device: torch.device):
         check_vllm_version()
-        self.autojudge = AutoJudgeSettings.from_additional_config(vllm_config.additional_config)
+        self.autojudge = from_additional_config(vllm_config.additional_config)
         check_speculative_config(vllm_config.speculative_config)
         if self.autojudge.judge and vllm_config.parallel_config.enable_batch_sharded_sampling:
             raise VLLMSettingsError("enable_batch_sharded_sampling reorders the sampled rows across ranks; "
@@ -52,7 +52,7 @@ class AutoJudgeModelRunner(GPUModelRunner):
         draft_config = self.speculative_config.draft_model_config
         judge = load_vllm_judge(settings, self.model_config.get_hidden_size(), draft_config.get_hidden_size(),
                                 self.model_config.model, draft_config.model)
-        return LenientRule(judge=judge, threshold=resolve_threshold(settings, judge))
+        return LenientRule(judge=judge, threshold=settings.resolved_threshold(judge))
 
     def sample(self, hidden_states: torch.Tensor, input_batch, grammar_output):
         sampler = self.rejection_sampler

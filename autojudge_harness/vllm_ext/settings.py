@@ -6,18 +6,17 @@ arguments: ``speculative_config`` (separate draft model, W tokens), ``worker_cls
 ``additional_config`` = ``{"autojudge": {"judge": ABS_PATH | None, "threshold": float | None,
 "accept_top_k": int | None}}`` (shipped by vLLM to every worker and part of its config hash) and
 ``disable_log_stats=False`` (spec-decode metrics). Each worker reads the same dict back with
-``AutoJudgeSettings.from_additional_config`` and loads the judge itself.
+``from_additional_config`` and loads the judge itself. The settings object is the one of the HF
+backend, ``autojudge_harness.settings.AcceptanceSettings``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
 from ..judge import Judge, JudgeFileError, load_judge
+from ..settings import AcceptanceSettings, SettingsError, check_window
 
 VLLM_VERSION = "0.33.0"
 WORKER_CLS = "autojudge_harness.vllm_ext.worker.AutoJudgeWorker"
@@ -26,7 +25,7 @@ STATS_RPC = "autojudge_stats"
 REFUSED_REJECTION_METHODS = ("fly", "synthetic")
 
 
-class VLLMSettingsError(ValueError):
+class VLLMSettingsError(SettingsError):
     """Settings the vLLM backend cannot run with."""
 
 
@@ -45,83 +44,19 @@ def check_vllm_version(installed: str | None = None) -> str:
     return installed
 
 
-@dataclass(frozen=True)
-class AutoJudgeSettings:
-    """What the workers' rejection sampler does with greedy requests.
-
-    judge: absolute path of a DT judge file; threshold: accept a mismatch when P(important) <
-    threshold (None: the judge file's); accept_top_k: the top-K baseline instead of a judge.
-    Neither judge nor top-K: lossless (vLLM's own verification; the worker only counts calls)."""
-
-    judge: str | None = None
-    threshold: float | None = None
-    accept_top_k: int | None = None
-
-    def __post_init__(self):
-        if self.judge is not None and (not isinstance(self.judge, str) or not Path(self.judge).is_absolute()):
-            raise VLLMSettingsError(f"judge must be an absolute path (workers may run elsewhere), got {self.judge!r}")
-        if self.threshold is not None:
-            if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
-                    or not math.isfinite(self.threshold):
-                raise VLLMSettingsError(f"threshold must be a finite number, got {self.threshold!r}")
-            if self.judge is None:
-                raise VLLMSettingsError("threshold needs a judge file (judge=...)")
-        if self.accept_top_k is not None:
-            if isinstance(self.accept_top_k, bool) or not isinstance(self.accept_top_k, int) or self.accept_top_k < 1:
-                raise VLLMSettingsError(f"accept_top_k must be an integer >= 1, got {self.accept_top_k!r}")
-            if self.judge is not None:
-                raise VLLMSettingsError("accept_top_k is an alternative to the judge: give one or the other")
-
-    @classmethod
-    def create(cls, judge=None, threshold=None, accept_top_k=None) -> "AutoJudgeSettings":
-        """From user input (lm-eval model_args, CLI strings): resolves the judge path and converts
-        numeric strings; a judge file that does not exist is refused here."""
-        if judge is not None:
-            path = Path(str(judge)).expanduser().resolve()
-            if not path.is_file():
-                raise JudgeFileError(f"judge file not found: {judge}")
-            judge = str(path)
-        if isinstance(threshold, str):
-            threshold = _number(threshold, float, "threshold")
-        elif isinstance(threshold, int) and not isinstance(threshold, bool):
-            threshold = float(threshold)
-        if isinstance(accept_top_k, str):
-            accept_top_k = _number(accept_top_k, int, "accept_top_k")
-        return cls(judge, threshold, accept_top_k)
-
-    @property
-    def mode(self) -> str:
-        return "judge" if self.judge else "top_k" if self.accept_top_k else "lossless"
-
-    def to_additional_config(self) -> dict:
-        return {CONFIG_KEY: asdict(self)}
-
-    @classmethod
-    def from_additional_config(cls, additional_config: Mapping | None) -> "AutoJudgeSettings":
-        """Read back what ``to_additional_config`` wrote (inside a worker)."""
-        entry = (additional_config or {}).get(CONFIG_KEY)
-        if not isinstance(entry, Mapping):
-            raise VLLMSettingsError(f"{WORKER_CLS} needs additional_config['{CONFIG_KEY}'] (judge, threshold, "
-                                    "accept_top_k); build the LLM arguments with "
-                                    "autojudge_harness.vllm_ext.settings.engine_kwargs")
-        unknown = set(entry) - {"judge", "threshold", "accept_top_k"}
-        if unknown:
-            raise VLLMSettingsError(f"additional_config['{CONFIG_KEY}'] has unknown keys {sorted(unknown)}")
-        return cls(**entry)
+def to_additional_config(settings: AcceptanceSettings) -> dict:
+    """The ``additional_config`` entry that ships ``settings`` to every worker."""
+    return {CONFIG_KEY: settings.to_dict()}
 
 
-def _number(text: str, kind, name: str):
-    try:
-        return kind(text)
-    except ValueError:
-        raise VLLMSettingsError(f"{name} must be a number, got {text!r}") from None
-
-
-def check_window(window) -> int:
-    """W as an int >= 1."""
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise VLLMSettingsError(f"window must be an integer >= 1, got {window!r}")
-    return window
+def from_additional_config(additional_config: Mapping | None) -> AcceptanceSettings:
+    """Read back what ``to_additional_config`` wrote (inside a worker)."""
+    entry = (additional_config or {}).get(CONFIG_KEY)
+    if not isinstance(entry, Mapping):
+        raise VLLMSettingsError(f"{WORKER_CLS} needs additional_config['{CONFIG_KEY}'] (judge, threshold, "
+                                "accept_top_k); build the LLM arguments with "
+                                "autojudge_harness.vllm_ext.settings.engine_kwargs")
+    return AcceptanceSettings.from_dict(entry)
 
 
 def check_speculative_config(spec) -> None:
@@ -144,7 +79,7 @@ def check_speculative_config(spec) -> None:
                                 "it cannot be combined with AutoJudge")
 
 
-def engine_kwargs(draft: str, window: int, settings: AutoJudgeSettings,
+def engine_kwargs(draft: str, window: int, settings: AcceptanceSettings,
                   speculative_config: Mapping | None = None) -> dict:
     """``vllm.LLM`` keyword arguments for AutoJudge with ``draft`` proposing ``window`` tokens.
     ``speculative_config``: further SpeculativeConfig fields (e.g. draft_tensor_parallel_size);
@@ -159,10 +94,10 @@ def engine_kwargs(draft: str, window: int, settings: AutoJudgeSettings,
                                     "(give draft= and window=)")
         spec[key] = value
     return {"speculative_config": spec, "worker_cls": WORKER_CLS,
-            "additional_config": settings.to_additional_config(), "disable_log_stats": False}
+            "additional_config": to_additional_config(settings), "disable_log_stats": False}
 
 
-def load_vllm_judge(settings: AutoJudgeSettings, target_hidden_size: int, draft_hidden_size: int,
+def load_vllm_judge(settings: AcceptanceSettings, target_hidden_size: int, draft_hidden_size: int,
                     target_model: str | None = None, draft_model: str | None = None) -> Judge:
     """The settings' judge file, validated for this backend and the models in use.
 
@@ -173,11 +108,6 @@ def load_vllm_judge(settings: AutoJudgeSettings, target_hidden_size: int, draft_
     if judge.feature_kind != "DT":
         raise JudgeFileError(f"judge file {settings.judge} has feature kind {judge.feature_kind}; the vLLM backend "
                              "supports DT judges (target hidden states) only: train one with "
-                             "python -m classifiers.train ... --feature-kind DT")
+                             "autojudge train ... --feature-kind DT")
     judge.check_models(target_hidden_size, draft_hidden_size, target_model, draft_model)
     return judge
-
-
-def resolve_threshold(settings: AutoJudgeSettings, judge: Judge) -> float:
-    """The threshold in force: the settings', else the judge file's."""
-    return float(judge.threshold if settings.threshold is None else settings.threshold)

@@ -1,0 +1,66 @@
+"""``autojudge``: one command with a subcommand per job. Each job lives in its own module with
+``configure_parser(parser)`` (its arguments; ``--help`` says what it reads and writes) and an entry
+function taking the parsed arguments; modules are imported only for the subcommand that runs
+("module:function", like lm-eval's lazy registry), so ``autojudge --help`` loads no model code."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "mine": ("autojudge_harness.mining.cli:main",
+             "Algorithm 1 on GSM8K questions into a sharded, resumable run directory (--merge to merge)"),
+    "train": ("autojudge_harness.training:main", "train a judge file on a merged mining run's features"),
+    "sweep": ("autojudge_harness.experiments.sweep:main",
+              "lm-eval runs over acceptance rules (lossless, judge thresholds, top-K): JSON leaderboard + PNG"),
+    "pipeline": ("autojudge_harness.experiments.pipeline:main", "mine -> train -> evaluate (lossless vs judge)"),
+    "lcb-5fold": ("autojudge_harness.experiments.lcb_5fold:main", "LiveCodeBench 5-fold out-of-fold protocol"),
+    "bench decoding": ("autojudge_harness.bench.decoding:main",
+                       "time decoding modes side by side on one loaded pair"),
+    "bench mining": ("autojudge_harness.bench.mining:main", "labelled mismatches per minute of the miners"),
+    "bench drafts": ("autojudge_harness.bench.drafts:main", "measure derived drafts; fit exit heads"),
+    "tasks-path": (None, "print the installed lm-eval task folder (for lm_eval --include_path)"),
+}
+
+
+def overview() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {help_text}" for name, (_, help_text) in COMMANDS.items()]
+    return ("usage: autojudge COMMAND [ARGS]   (autojudge COMMAND --help for a command's arguments)\n\n"
+            "AutoJudge (lossy judge speculative decoding): mining, training, experiments, benchmarks.\n"
+            "Evaluation itself is lm-eval's CLI: lm_eval --model autojudge_hf ... --include_path \"$(autojudge "
+            "tasks-path)\"\n\ncommands:\n" + "\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .judge import JudgeFileError
+    from .settings import SettingsError
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(overview())
+        return 0
+    name = " ".join(argv[:2]) if " ".join(argv[:2]) in COMMANDS else argv[0]
+    if name not in COMMANDS:
+        print(f"autojudge: unknown command {' '.join(argv[:2])!r}\n\n{overview()}", file=sys.stderr)
+        return 2
+    rest = argv[len(name.split()):]
+    target, help_text = COMMANDS[name]
+    if target is None:  # tasks-path
+        from .resources import tasks_path
+
+        argparse.ArgumentParser(prog="autojudge tasks-path", description=help_text).parse_args(rest)
+        print(tasks_path())
+        return 0
+    module_name, function = target.split(":")
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"autojudge {name}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.configure_parser(parser)
+    args = parser.parse_args(rest)
+    try:
+        return getattr(module, function)(args) or 0
+    except (SettingsError, JudgeFileError, FileNotFoundError) as error:
+        print(f"autojudge {name}: error: {error}", file=sys.stderr)
+        return 2
