@@ -35,9 +35,6 @@ def overview() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .judge import JudgeFileError
-    from .settings import SettingsError
-
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(overview())
@@ -59,8 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"autojudge {name}", formatter_class=argparse.RawDescriptionHelpFormatter)
     module.configure_parser(parser)
     args = parser.parse_args(rest)
+    from .judge import JudgeFileError
+    from .settings import SettingsError
+    from .training import TrainingDataError
+
     try:
         return getattr(module, function)(args) or 0
-    except (SettingsError, JudgeFileError, FileNotFoundError) as error:
+    except (SettingsError, JudgeFileError, TrainingDataError, FileNotFoundError) as error:
         print(f"autojudge {name}: error: {error}", file=sys.stderr)
         return 2

@@ -20,6 +20,10 @@ import numpy as np
 from .judge import save_judge
 from .mining.store import read_features
 
+class TrainingDataError(ValueError):
+    """Mined data a judge cannot be trained on (missing, malformed, too few questions or classes)."""
+
+
 C_GRID = [10 ** (-k / 2) for k in range(1, 15)] + [1.0, 3.0, 10.0, 50.0, 100.0]
 FEATURE_KINDS = ("DT", "DD-DT")
 ARRAYS = ("features_target", "features_draft", "labels", "question_ids")
@@ -30,19 +34,19 @@ def load_features(path: str | Path) -> tuple[dict, dict]:
     """(arrays, manifest) of a mined features file; ValueError naming any problem."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"mined features file not found: {path} (run autojudge mine --out RUN --merge first)")
+        raise TrainingDataError(f"mined features file not found: {path} (run autojudge mine --out RUN --merge first)")
     arrays, manifest = read_features(path)
     missing = [k for k in ARRAYS if k not in arrays]
     if missing:
-        raise ValueError(f"{path}: arrays missing: {', '.join(missing)}")
+        raise TrainingDataError(f"{path}: arrays missing: {', '.join(missing)}")
     n = len(arrays["labels"])
     if n == 0:
-        raise ValueError(f"{path}: holds no mined mismatches")
+        raise TrainingDataError(f"{path}: holds no mined mismatches")
     shapes = {"features_target": (n, manifest["target_hidden_size"]),
               "features_draft": (n, manifest["draft_hidden_size"]), "question_ids": (n,)}
     for key, shape in shapes.items():
         if arrays[key].shape != shape:
-            raise ValueError(f"{path}: {key} has shape {arrays[key].shape}, expected {shape}")
+            raise TrainingDataError(f"{path}: {key} has shape {arrays[key].shape}, expected {shape}")
     return arrays, manifest
 
 
@@ -50,7 +54,7 @@ def check_pair(manifest: dict, target_model: str | None, draft_model: str | None
     """ValueError if the records were mined with another model pair than the one asked for."""
     for role, wanted in (("target", target_model), ("draft", draft_model)):
         if wanted is not None and manifest[f"{role}_model"] != wanted:
-            raise ValueError(f"{where}: records were mined with {role} {manifest[f'{role}_model']!r}, "
+            raise TrainingDataError(f"{where}: records were mined with {role} {manifest[f'{role}_model']!r}, "
                              f"not {wanted!r}")
 
 
@@ -58,7 +62,7 @@ def split_by_question(question_ids: np.ndarray, val_fraction: float = 0.1, seed:
     """Boolean masks (train, val) over rows; whole questions go to one side."""
     unique = np.unique(question_ids)
     if len(unique) < 2:
-        raise ValueError(f"need mismatches from at least 2 questions to split by question, got {len(unique)}")
+        raise TrainingDataError(f"need mismatches from at least 2 questions to split by question, got {len(unique)}")
     rng = np.random.default_rng(seed)
     shuffled = rng.permutation(unique)
     n_val = max(1, int(round(val_fraction * len(unique))))
@@ -105,7 +109,7 @@ def select_questions(arrays: dict, question_ids, where) -> dict:
     wanted = np.asarray(sorted(set(int(q) for q in question_ids)), dtype=np.int64)
     mask = np.isin(arrays["question_ids"], wanted)
     if not mask.any():
-        raise ValueError(f"{where}: no mined mismatches among the {len(wanted)} selected questions")
+        raise TrainingDataError(f"{where}: no mined mismatches among the {len(wanted)} selected questions")
     n = len(mask)
     return {k: (v[mask] if getattr(v, "shape", ())[:1] == (n,) else v) for k, v in arrays.items()}
 
@@ -117,7 +121,7 @@ def train(features: str | Path, out: str | Path, feature_kind: str = "DD-DT", re
     ``question_ids``: train on the mismatches of these questions only (e.g. LiveCodeBench's
     out-of-fold protocol); ``val_fraction``: share of those questions held out for validation."""
     if feature_kind not in FEATURE_KINDS:
-        raise ValueError(f"feature kind {feature_kind!r} is not one of {FEATURE_KINDS}")
+        raise TrainingDataError(f"feature kind {feature_kind!r} is not one of {FEATURE_KINDS}")
     arrays, manifest = load_features(features)
     check_pair(manifest, target_model, draft_model, features)
     if question_ids is not None:
@@ -126,12 +130,12 @@ def train(features: str | Path, out: str | Path, feature_kind: str = "DD-DT", re
     counts = {"mismatches": int(len(labels)), "important": int(labels.sum()),
               "questions": int(len(np.unique(arrays["question_ids"])))}
     if counts["important"] in (0, counts["mismatches"]):
-        raise ValueError(f"{features}: labels are all {'un' if counts['important'] == 0 else ''}important "
+        raise TrainingDataError(f"{features}: labels are all {'un' if counts['important'] == 0 else ''}important "
                          f"({counts['mismatches']} mismatches); training needs both classes")
     train_mask, val_mask = split_by_question(arrays["question_ids"], val_fraction, seed)
     for name, mask in (("train", train_mask), ("validation", val_mask)):
         if len(set(labels[mask])) < 2:
-            raise ValueError(f"{features}: the {name} split has only one class; mine more questions")
+            raise TrainingDataError(f"{features}: the {name} split has only one class; mine more questions")
     results = {}
     for kind in FEATURE_KINDS:
         x = arrays["features_target"] if kind == "DT" else np.concatenate(

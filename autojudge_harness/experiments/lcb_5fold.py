@@ -270,7 +270,7 @@ def configure_parser(parser) -> None:
                           "sandboxed grading), train a judge per fold on the other folds, decode each fold "
                           "through lm-eval with its judge, and a lossless baseline.")
     parser.epilog = ("Reads: LiveCodeBench problems (the hub's livecodebench/code_generation_lite --release, or "
-                     "--data JSONL with the hub's columns). Writes under --run-dir: folds.json, mined/ (resumable), "
+                     "--data JSONL with the hub's columns). Writes (under --run-dir): folds.json, mined/ (resumable), "
                      "fold-K/ (judge.safetensors, result.json, samples.jsonl), lossless/, lcb_5fold.json, "
                      "lcb_5fold.png. A rerun resumes.")
     parser.add_argument("--preset", help="model pair preset, e.g. smollm2-135m (its GSM8K judge is NOT used)")

@@ -28,8 +28,8 @@ def evaluate(model_args: str, task: str, limit: int | None, device: str) -> dict
 
 def configure_parser(p) -> None:
     p.description = "Mine -> train -> evaluate (lossless vs the new judge through lm-eval) for one pair, resumable."
-    p.epilog = ("Reads: a GSM8K-format JSONL (--data) or a hub dataset (--dataset); the model pair. Writes under "
-                "--run-dir: mined/ (the mining run, resumable), judge.safetensors (+ .report.json/.png), "
+    p.epilog = ("Reads: a GSM8K-format JSONL (--data) or a hub dataset (--dataset); the model pair. Writes (under "
+                "--run-dir): mined/ (the mining run, resumable), judge.safetensors (+ .report.json/.png), "
                 "pipeline.json (mining totals, classifier, lm-eval metrics and speed of both modes).")
     p.add_argument("--preset", default="smollm2-135m")
     p.add_argument("--target")

@@ -228,8 +228,8 @@ def print_table(combined: dict) -> None:
 def configure_parser(p) -> None:
     p.description = ("Sweep acceptance rules for one pair, task and judge (lossless, judge thresholds, top-K): "
                      "one process, the models loaded once, one lm-eval run per point.")
-    p.epilog = ("Reads: the model pair, the judge file (default: the preset's), the lm-eval task. Writes under "
-                "--out: points/<point>.json (lm-eval's result JSON with the speed statistics), "
+    p.epilog = ("Reads: the model pair, the judge file (default: the preset's), the lm-eval task. Writes (under "
+                "--out): points/<point>.json (lm-eval's result JSON with the speed statistics), "
                 "points/<point>.answers.json, points/<point>.samples.jsonl, sweep.json (the leaderboard), "
                 "sweep.png (Pareto plots). A rerun skips finished points. Thresholds default to the judge's own "
                 "plus --table-points spread over its validation threshold table.")

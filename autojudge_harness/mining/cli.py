@@ -20,8 +20,8 @@ from .store import merge, parse_shard
 
 def configure_parser(ap) -> None:
     ap.description = __doc__.split("\n\n")[0].split(": ", 1)[1]
-    ap.epilog = ("Reads: a GSM8K-format JSONL (--data) or a hub dataset (--dataset); the model pair. Writes under "
-                 "--out: manifest.json, shard-III-of-NNN/ (records.jsonl + features.f32, append-only, resumable); with "
+    ap.epilog = ("Reads: a GSM8K-format JSONL (--data) or a hub dataset (--dataset); the model pair. Writes (under "
+                 "--out): manifest.json, shard-III-of-NNN/ (records.jsonl + features.f32, append-only, resumable); with "
                  "--merge: merged.jsonl + features.safetensors (the input of 'autojudge train').")
     ap.add_argument("--preset", help="model pair preset, e.g. smollm2-135m")
     ap.add_argument("--target", help="target model reference (overrides the preset's)")
