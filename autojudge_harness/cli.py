@@ -15,6 +15,7 @@ COMMANDS = {
     "train": ("autojudge_harness.training:main", "train a judge file on a merged mining run's features"),
     "sweep": ("autojudge_harness.experiments.sweep:main",
               "lm-eval runs over acceptance rules (lossless, judge thresholds, top-K): JSON leaderboard + PNG"),
+    "oracle": ("autojudge_harness.oracle:main", "the perfect judge for a task (Algorithm 1 on its prompts): an oracle file"),
     "pipeline": ("autojudge_harness.experiments.pipeline:main", "mine -> train -> evaluate (lossless vs judge)"),
     "lcb-5fold": ("autojudge_harness.experiments.lcb_5fold:main", "LiveCodeBench 5-fold out-of-fold protocol"),
     "bench decoding": ("autojudge_harness.bench.decoding:main",
@@ -58,10 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(rest)
     from .judge import JudgeFileError
     from .settings import SettingsError
+    from .oracle import OracleFileError
     from .training import TrainingDataError
 
     try:
         return getattr(module, function)(args) or 0
-    except (SettingsError, JudgeFileError, TrainingDataError, FileNotFoundError) as error:
+    except (SettingsError, JudgeFileError, OracleFileError, TrainingDataError, FileNotFoundError) as error:
         print(f"autojudge {name}: error: {error}", file=sys.stderr)
         return 2

@@ -24,7 +24,7 @@ import transformers
 from transformers import DynamicCache, StaticCache
 from transformers.cache_utils import StaticLayer
 
-from .acceptance import accept, judge_allows, top_k_allows
+from .acceptance import accept, ends_at, judge_allows, top_k_allows
 from .models import ModelPair
 from .settings import AcceptanceSettings, check_window
 from .stats import DecodingStats
@@ -119,7 +119,9 @@ class SpeculativeDecoder:
         self.judge = judge
         self.threshold = settings.resolved_threshold(judge)
         self.accept_top_k = settings.accept_top_k
+        self.oracle = settings.load_oracle()
         self.eos_ids = _eos_ids(pair)
+        self._eos_tensor = torch.tensor(sorted(self.eos_ids), dtype=torch.long, device=pair.target.device)
         self.compiled = ((torch.compile(pair.target.model, dynamic=False), torch.compile(pair.draft.model, dynamic=False))
                          if compile else None)
         self._static_models: tuple[CachedModel, CachedModel] | None = None
@@ -134,6 +136,8 @@ class SpeculativeDecoder:
         start = time.perf_counter()
         stats = DecodingStats(requests=1)
         target, draft = self._cached_models(len(prompt_ids) + max_new_tokens + self.window + 1)
+        self._request = _Request(len(prompt_ids), tuple(s for s in stop if s),
+                                 self.oracle.unimportant(prompt_ids) if self.oracle is not None else None)
         tokens = list(prompt_ids)
         tokens.append(int(target.argmax(target.feed(tokens)[-1:])[0]))
         draft.feed(tokens[:-1])
@@ -173,22 +177,26 @@ class SpeculativeDecoder:
         hidden = target.feed(torch.cat([torch.tensor(tokens[-1:], device=target.device), drafted]))
         logits = target.logits(hidden)                        # rows: last token, d1..dW
         target_tokens = logits.argmax(-1)
-        allowed = None
+        allowed = ends = None
         if width and self.judge is not None:
             allowed = self._judge_allows(drafted, target_tokens, hidden[1:], draft_rows, draft)
         elif width and self.accept_top_k is not None:
             allowed = top_k_allows(drafted, logits[:width], self.accept_top_k)
-        result = accept(drafted, target_tokens, allowed)
+        elif width and self.oracle is not None:
+            allowed = self._oracle_allows(tokens, drafted, target_tokens)
+        if allowed is not None and self.settings.end_guard:
+            ends = self._ends(tokens, drafted, target_tokens[:width], allowed)
+        result = accept(drafted, target_tokens, allowed, ends)
         emitted = [t for t in result.tokens.tolist() if t >= 0]   # the cycle's one host sync
         accepted = len(emitted) - 1
         tokens.extend(emitted)
         target.crop(start + 1 + accepted)
         draft.crop(min(draft.length, start + 1 + accepted))
         if width:
-            judged = int(result.judge_accepted.sum())
+            judged = int(result.lenient_accepted.sum())
             stats.cycles += 1
             stats.drafted_tokens += width
-            stats.accepted_judge += judged
+            stats.accepted_lenient += judged
             stats.accepted_exact += accepted - judged
 
     def _propose(self, tokens: list[int], draft: CachedModel, width: int):
@@ -227,6 +235,39 @@ class SpeculativeDecoder:
             return torch.cat([head, judge_allows(last, self.threshold)])
         return torch.cat([head, torch.zeros(1, dtype=torch.bool, device=drafted.device)])
 
+    def _oracle_allows(self, tokens: list[int], drafted, target_tokens) -> torch.Tensor:
+        """The perfect judge: the mismatches Algorithm 1 labelled unimportant on this prompt, by
+        (response position, draft token, target token); nothing where the prompt was not mined."""
+        unimportant = self._request.oracle or frozenset()
+        offset = len(tokens) - self._request.prompt_length
+        pairs = zip(drafted.tolist(), target_tokens.tolist())
+        return torch.tensor([(offset + i, d, t) in unimportant for i, (d, t) in enumerate(pairs)],
+                            dtype=torch.bool, device=drafted.device)
+
+    def _ends(self, tokens: list[int], drafted, target_tokens, allowed) -> torch.Tensor:
+        """The end guard's mask: the target's token is an EOS, or (checked exactly, by decoding, at
+        the lenient candidates only) it completes one of the request's stop strings."""
+        ends = ends_at(target_tokens, self._eos_tensor)
+        stop = self._request.stop
+        if not stop:
+            return ends
+        candidates = (allowed & ~ends & (drafted != target_tokens)).tolist()
+        exact = (drafted == target_tokens).tolist()
+        new = tokens[self._request.prompt_length:]
+        decode = self.pair.tokenizer.decode
+        drafted_ids = drafted.tolist()
+        for i, (candidate, same) in enumerate(zip(candidates, exact)):
+            if candidate:
+                before = decode(new + drafted_ids[:i], skip_special_tokens=True)
+                after = decode(new + drafted_ids[:i] + [int(target_tokens[i])], skip_special_tokens=True)
+                if any(s in after and s not in before for s in stop):
+                    ends = ends.clone()
+                    ends[i] = True
+                    return ends   # rejected here: nothing after it is decided
+            elif not same:
+                break              # rejected here anyway
+        return ends
+
     def _finish_reason(self, new: list[int], max_new_tokens: int, stop: tuple[str, ...]) -> str | None:
         if any(t in self.eos_ids for t in new):
             return "eos"
@@ -237,6 +278,15 @@ class SpeculativeDecoder:
         if len(new) >= max_new_tokens:
             return "length"
         return None
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What the cycles of one request need to know about it."""
+
+    prompt_length: int
+    stop: tuple[str, ...]
+    oracle: frozenset | None   # the perfect judge's unimportant (position, draft, target) triples
 
 
 def _eos_ids(pair: ModelPair) -> frozenset[int]:

@@ -1,11 +1,14 @@
 """The acceptance settings: what decoding does with a drafted token that differs from the
 target's own, built and validated in this one place for every backend.
 
-Modes: ``lossless`` (neither judge nor top-K: only exact matches are accepted), ``judge`` (a judge
-file; accept a mismatch when P(important) < ``threshold``, default the file's own), ``top_k``
-(the top-K baseline: accept a mismatch that is among the target's K best tokens). One policy for
-bad combinations: a threshold without a judge, or a judge together with top-K, is an error.
-Values from the command line (strings) are converted here; every error names its key.
+Modes: ``lossless`` (no lenient rule: only exact matches are accepted), ``judge`` (a judge file;
+accept a mismatch when P(important) < ``threshold``, default the file's own), ``top_k`` (the top-K
+baseline: accept a mismatch that is among the target's K best tokens), ``oracle`` (the perfect
+judge: an oracle file of the mismatches Algorithm 1 labelled unimportant on the evaluated prompts,
+``autojudge oracle``). ``end_guard`` (on by default): no lenient rule accepts a mismatch where the
+target's own token ends the answer (``acceptance``); off is the paper-exact rule. One policy for bad
+combinations: a threshold without a judge, or two lenient rules at once, is an error. Values from
+the command line (strings) are converted here; every error names its key.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 
 from .judge import Judge, JudgeFileError, load_judge
 
-FIELDS = ("judge", "threshold", "accept_top_k")
+FIELDS = ("judge", "threshold", "accept_top_k", "oracle", "end_guard")
 
 
 class SettingsError(ValueError):
@@ -27,15 +30,26 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class AcceptanceSettings:
     """judge: absolute path of a judge file, or None; threshold: None = the judge file's;
-    accept_top_k: K of the top-K baseline, or None. Validated on construction."""
+    accept_top_k: K of the top-K baseline, or None; oracle: absolute path of an oracle file, or None;
+    end_guard: the end guard on (default) or off. Validated on construction."""
 
     judge: str | None = None
     threshold: float | None = None
     accept_top_k: int | None = None
+    oracle: str | None = None
+    end_guard: bool = True
 
     def __post_init__(self):
-        if self.judge is not None and (not isinstance(self.judge, str) or not Path(self.judge).is_absolute()):
-            raise SettingsError(f"judge must be an absolute path (engine workers may run elsewhere), got {self.judge!r}")
+        for key in ("judge", "oracle"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, str) or not Path(value).is_absolute()):
+                raise SettingsError(f"{key} must be an absolute path (engine workers may run elsewhere), got {value!r}")
+        if not isinstance(self.end_guard, bool):
+            raise SettingsError(f"end_guard must be true or false, got {self.end_guard!r}")
+        rules = [key for key in ("judge", "accept_top_k", "oracle") if getattr(self, key) is not None]
+        if len(rules) > 1:
+            raise SettingsError(f"{' and '.join(rules)} are alternative lenient rules: give one of judge, "
+                                "accept_top_k, oracle")
         if self.threshold is not None:
             if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
                     or not math.isfinite(self.threshold) or self.threshold < 0:
@@ -45,13 +59,12 @@ class AcceptanceSettings:
         if self.accept_top_k is not None:
             if isinstance(self.accept_top_k, bool) or not isinstance(self.accept_top_k, int) or self.accept_top_k < 1:
                 raise SettingsError(f"accept_top_k must be an integer >= 1, got {self.accept_top_k!r}")
-            if self.judge is not None:
-                raise SettingsError("accept_top_k is an alternative to the judge: give judge or accept_top_k, not both")
 
     @classmethod
-    def from_args(cls, judge=None, threshold=None, accept_top_k=None) -> "AcceptanceSettings":
-        """From user input (model_args, CLI flags; strings or values): converts numbers, resolves the
-        judge path and checks that the file is a valid judge file (cheap: no model is loaded)."""
+    def from_args(cls, judge=None, threshold=None, accept_top_k=None, oracle=None,
+                  end_guard=True) -> "AcceptanceSettings":
+        """From user input (model_args, CLI flags; strings or values): converts numbers and booleans,
+        resolves the paths and checks that the judge (oracle) file is valid (cheap: no model is loaded)."""
         if judge in ("", None):
             judge = None
         else:
@@ -60,14 +73,30 @@ class AcceptanceSettings:
                 raise JudgeFileError(f"judge file not found: {judge}")
             load_judge(path)  # JudgeFileError naming the problem
             judge = str(path)
-        return cls(judge, number(threshold, float, "threshold"), number(accept_top_k, int, "accept_top_k"))
+        if oracle in ("", None):
+            oracle = None
+        else:
+            from .oracle import load_oracle
+
+            oracle = str(Path(str(oracle)).expanduser().resolve())
+            load_oracle(oracle)  # OracleFileError naming the problem
+        return cls(judge, number(threshold, float, "threshold"), number(accept_top_k, int, "accept_top_k"), oracle,
+                   boolean(end_guard, "end_guard"))
 
     @property
     def mode(self) -> str:
-        return "judge" if self.judge else "top_k" if self.accept_top_k else "lossless"
+        if self.judge:
+            return "judge"
+        return "top_k" if self.accept_top_k else "oracle" if self.oracle else "lossless"
 
     def load_judge(self) -> Judge | None:
         return load_judge(self.judge) if self.judge else None
+
+    def load_oracle(self):
+        """The oracle file's table (``autojudge_harness.oracle.Oracle``), or None."""
+        from .oracle import load_oracle
+
+        return load_oracle(self.oracle) if self.oracle else None
 
     def resolved_threshold(self, judge: Judge | None) -> float:
         """The threshold in force: the settings', else the judge file's (0 without a judge)."""

@@ -13,6 +13,7 @@ report and a PNG (ROC curves; recall and accepted fraction vs threshold).
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,8 @@ class TrainingDataError(ValueError):
 
 C_GRID = [10 ** (-k / 2) for k in range(1, 15)] + [1.0, 3.0, 10.0, 50.0, 100.0]
 FEATURE_KINDS = ("DT", "DD-DT")
-ARRAYS = ("features_target", "features_draft", "labels", "question_ids")
+ARRAYS = ("features_target", "features_draft", "labels", "target_end", "question_ids", "positions")
+SMALL_VALIDATION = (10, 50)   # fewer validation questions / mismatches than this: the AUC and threshold are noisy
 TABLE_QUANTILES = np.linspace(0.0, 1.0, 26)
 
 
@@ -110,25 +112,49 @@ def select_questions(arrays: dict, question_ids, where) -> dict:
     mask = np.isin(arrays["question_ids"], wanted)
     if not mask.any():
         raise TrainingDataError(f"{where}: no mined mismatches among the {len(wanted)} selected questions")
+    return _subset(arrays, mask)
+
+
+def guarded_rows(arrays: dict) -> np.ndarray:
+    """Rows the judge decides at decode time with the end guard on: not an end mismatch (the target's
+    token ends the response), and not mined past an end that Algorithm 1 without the guard replaced
+    (an unimportant end mismatch: later mismatches of that question lie in text the guard never
+    decodes). Data mined with the guard has no rows of the second kind."""
+    keep = arrays["target_end"] == 0
+    for i in np.flatnonzero((arrays["target_end"] == 1) & (arrays["labels"] == 0)):
+        keep &= ~((arrays["question_ids"] == arrays["question_ids"][i]) & (arrays["positions"] > arrays["positions"][i]))
+    return keep
+
+
+def _subset(arrays: dict, mask: np.ndarray) -> dict:
     n = len(mask)
     return {k: (v[mask] if getattr(v, "shape", ())[:1] == (n,) else v) for k, v in arrays.items()}
 
 
 def train(features: str | Path, out: str | Path, feature_kind: str = "DD-DT", recall: float = 0.9,
           seed: int = 0, target_model: str | None = None, draft_model: str | None = None,
-          grid=C_GRID, question_ids=None, val_fraction: float = 0.1) -> dict:
+          grid=C_GRID, question_ids=None, val_fraction: float = 0.1, keep_end_mismatches: bool = False) -> dict:
     """Fit both feature kinds, write ``out`` (judge), ``out``.report.json and ``out``.report.png.
     ``question_ids``: train on the mismatches of these questions only (e.g. LiveCodeBench's
-    out-of-fold protocol); ``val_fraction``: share of those questions held out for validation."""
+    out-of-fold protocol); ``val_fraction``: share of those questions held out for validation;
+    ``keep_end_mismatches``: also train on the mismatches the end guard decides (``guarded_rows``),
+    for the paper-exact protocol (decoding with end_guard=false)."""
     if feature_kind not in FEATURE_KINDS:
         raise TrainingDataError(f"feature kind {feature_kind!r} is not one of {FEATURE_KINDS}")
     arrays, manifest = load_features(features)
     check_pair(manifest, target_model, draft_model, features)
     if question_ids is not None:
         arrays = select_questions(arrays, question_ids, features)
+    end_counts = {"end_mismatches": int(arrays["target_end"].sum()), "end_guard_excluded": 0}
+    if not keep_end_mismatches:
+        keep = guarded_rows(arrays)
+        end_counts["end_guard_excluded"] = int((~keep).sum())
+        if not keep.any():
+            raise TrainingDataError(f"{features}: no mismatches left once the end guard's are excluded")
+        arrays = _subset(arrays, keep)
     labels = arrays["labels"].astype(int)
     counts = {"mismatches": int(len(labels)), "important": int(labels.sum()),
-              "questions": int(len(np.unique(arrays["question_ids"])))}
+              "questions": int(len(np.unique(arrays["question_ids"]))), **end_counts}
     if counts["important"] in (0, counts["mismatches"]):
         raise TrainingDataError(f"{features}: labels are all {'un' if counts['important'] == 0 else ''}important "
                          f"({counts['mismatches']} mismatches); training needs both classes")
@@ -146,11 +172,18 @@ def train(features: str | Path, out: str | Path, feature_kind: str = "DD-DT", re
     threshold = threshold_for_recall(chosen["val_probs"], val_labels, recall)
     quantiles = np.quantile(chosen["val_probs"], TABLE_QUANTILES)
     table = [threshold_row(chosen["val_probs"], val_labels, t) for t in quantiles]
+    val_questions = sorted(int(q) for q in np.unique(arrays["question_ids"][val_mask]))
+    notes = []
+    if len(val_questions) < SMALL_VALIDATION[0] or int(val_mask.sum()) < SMALL_VALIDATION[1]:
+        notes.append(f"small validation set: {int(val_mask.sum())} mismatches from {len(val_questions)} questions; "
+                     "the ROC-AUC and the threshold are noisy (mine more questions)")
+        warnings.warn(notes[-1], stacklevel=2)
     report = {
         "features": str(features), "feature_kind": feature_kind, "target_recall": recall, "seed": seed,
         "val_fraction": val_fraction, "question_subset": None if question_ids is None else len(set(question_ids)),
+        "keep_end_mismatches": keep_end_mismatches, "warnings": notes, "val_question_ids": val_questions,
         "counts": {**counts, "train_mismatches": int(train_mask.sum()), "val_mismatches": int(val_mask.sum()),
-                   "val_questions": int(len(np.unique(arrays["question_ids"][val_mask])))},
+                   "val_questions": len(val_questions)},
         "threshold": threshold, "at_threshold": threshold_row(chosen["val_probs"], val_labels, threshold),
         "kinds": {k: {"C": r["C"], "val_auc": r["val_auc"], "train_auc": r["train_auc"], "auc_by_C": r["aucs"]}
                   for k, r in results.items()},
@@ -163,7 +196,8 @@ def train(features: str | Path, out: str | Path, feature_kind: str = "DD-DT", re
                draft_model=manifest["draft_model"], mean=scaler.mean_, scale=scaler.scale_,
                weight=model.coef_[0], bias=float(model.intercept_[0]), threshold=threshold,
                threshold_table=table,
-               training={k: report[k] for k in ("features", "target_recall", "seed", "counts")}
+               training={k: report[k] for k in ("features", "target_recall", "seed", "counts", "keep_end_mismatches",
+                                                "val_question_ids")}
                | {"C": chosen["C"], "val_auc": chosen["val_auc"], "dataset": manifest["dataset"]})
     out = Path(out)
     out.with_suffix(".report.json").write_text(json.dumps(report, indent=2))
@@ -211,12 +245,18 @@ def configure_parser(p) -> None:
     p.add_argument("--draft-model", help="refuse records mined with another draft")
     p.add_argument("--question-ids", type=Path, help="JSON list of question ids: train on their mismatches only")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of questions held out for validation")
+    p.add_argument("--keep-end-mismatches", action="store_true",
+                   help="also train on mismatches where the target's token ends the response (the end guard's; "
+                   "for decoding with end_guard=false, the paper-exact protocol)")
 
 
 def main(args) -> int:
     question_ids = json.loads(args.question_ids.read_text()) if args.question_ids else None
     report = train(args.features, args.out, args.feature_kind, args.recall, args.seed, args.target_model,
-                   args.draft_model, question_ids=question_ids, val_fraction=args.val_fraction)
+                   args.draft_model, question_ids=question_ids, val_fraction=args.val_fraction,
+                   keep_end_mismatches=args.keep_end_mismatches)
+    for note in report["warnings"]:
+        print(f"warning: {note}")
     for kind, r in report["kinds"].items():
         print(f"{kind}: best C={r['C']:.3g} val ROC-AUC={r['val_auc']:.4f} (train {r['train_auc']:.4f})")
     print(f"counts: {report['counts']}")

@@ -3,7 +3,7 @@ import random
 import pytest
 import torch
 
-from autojudge_harness.acceptance import accept, judge_allows, top_k_allows
+from autojudge_harness.acceptance import accept, ends_at, judge_allows, top_k_allows
 
 
 def naive_accept(draft, target, probs, threshold):
@@ -35,8 +35,8 @@ def test_matches_naive_reference_on_random_cases(seed):
         assert int(got.num_accepted) == n
         assert got.tokens[: n + 1].tolist() == tokens
         assert (got.tokens[n + 1:] == -1).all()
-        assert got.judge_accepted[:n].tolist() == judged
-        assert not got.judge_accepted[n:].any()
+        assert got.lenient_accepted[:n].tolist() == judged
+        assert not got.lenient_accepted[n:].any()
 
 
 def test_batched_rows_equal_single_rows():
@@ -49,7 +49,7 @@ def test_batched_rows_equal_single_rows():
         single = accept(draft[b], target[b], judge_allows(probs[b], 0.4))
         assert torch.equal(batched.tokens[b], single.tokens)
         assert torch.equal(batched.num_accepted[b], single.num_accepted)
-        assert torch.equal(batched.judge_accepted[b], single.judge_accepted)
+        assert torch.equal(batched.lenient_accepted[b], single.lenient_accepted)
 
 
 def test_threshold_zero_is_lossless_and_above_one_accepts_all():
@@ -57,7 +57,7 @@ def test_threshold_zero_is_lossless_and_above_one_accepts_all():
     probs = torch.tensor([0.0, 0.0, 0.0, 0.0])
     assert accept(draft, target, judge_allows(probs, 0.0)).tokens.tolist() == [1, 9, -1, -1, -1]
     full = accept(draft, target, judge_allows(torch.rand(4), 1.01))
-    assert full.tokens.tolist() == [1, 2, 3, 4, 5] and full.judge_accepted.tolist() == [False, True, False, False]
+    assert full.tokens.tolist() == [1, 2, 3, 4, 5] and full.lenient_accepted.tolist() == [False, True, False, False]
 
 
 def test_full_window_emits_bonus_and_shape_errors():
@@ -77,7 +77,7 @@ def test_top_k_one_is_lossless_and_larger_k_never_accepts_fewer():
                             torch.randint(0, vocab, (width,), generator=gen))
         lossless = accept(draft, target)
         top1 = accept(draft, target, top_k_allows(draft, logits[:width], 1))
-        assert torch.equal(top1.tokens, lossless.tokens) and not top1.judge_accepted.any()
+        assert torch.equal(top1.tokens, lossless.tokens) and not top1.lenient_accepted.any()
         counts = [int(accept(draft, target, top_k_allows(draft, logits[:width], k)).num_accepted)
                   for k in range(1, vocab + 1)]
         assert counts == sorted(counts) and counts[-1] == width   # K = V accepts everything
@@ -89,3 +89,37 @@ def test_top_k_rank_matches_sorting():
     assert ranks == {1: 1, 3: 2, 2: 3, 0: 4, 4: 5}
     with pytest.raises(ValueError, match="k >= 1"):
         top_k_allows(torch.tensor([0]), logits, 0)
+
+
+def test_end_guard_keeps_the_targets_end_and_leaves_early_ends_to_the_judge():
+    eos = torch.tensor([0])
+    draft = torch.tensor([5, 6, 7, 8])
+    target = torch.tensor([5, 0, 7, 8, 9])          # the target ends at position 1; the draft goes on
+    everything = torch.ones(4, dtype=torch.bool)   # a lenient rule that allows every mismatch
+    paper = accept(draft, target, everything)
+    assert int(paper.num_accepted) == 4 and paper.lenient_accepted.tolist() == [False, True, False, False]
+    guarded = accept(draft, target, everything, ends_at(target[:4], eos))
+    assert int(guarded.num_accepted) == 1 and guarded.tokens.tolist() == [5, 0, -1, -1, -1]
+    assert not guarded.lenient_accepted.any()
+    early = accept(torch.tensor([5, 0, 7]), torch.tensor([5, 6, 7, 8]), torch.ones(3, dtype=torch.bool),
+                   ends_at(torch.tensor([5, 6, 7]), eos))   # the DRAFT proposes the end: the judge decides
+    assert int(early.num_accepted) == 3 and early.lenient_accepted.tolist() == [False, True, False]
+    exact_end = accept(torch.tensor([5, 0]), torch.tensor([5, 0, 3]), None, ends_at(torch.tensor([5, 0]), eos))
+    assert int(exact_end.num_accepted) == 2   # an exact match of the end is accepted as always
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_end_guard_matches_a_naive_reference(seed):
+    rng = random.Random(seed)
+    for _ in range(1000):
+        width, vocab = rng.randint(1, 8), rng.choice([2, 3, 6])
+        draft = [rng.randrange(vocab) for _ in range(width)]
+        target = [rng.randrange(vocab) for _ in range(width + 1)]
+        allowed = [rng.random() < 0.6 for _ in range(width)]
+        n = 0
+        while n < width and (draft[n] == target[n] or (allowed[n] and target[n] != 0)):
+            n += 1
+        got = accept(torch.tensor(draft), torch.tensor(target), torch.tensor(allowed),
+                     ends_at(torch.tensor(target[:width]), torch.tensor([0])))
+        assert int(got.num_accepted) == n
+        assert got.tokens[n].item() == target[n]

@@ -12,7 +12,7 @@ from autojudge_harness.training import C_GRID, split_by_question, threshold_for_
 GRID = C_GRID[-8:]  # a short grid keeps the test quick
 
 
-def write_features(path, n_questions=30, per_question=12, ht=6, hd=4, labels=None, target="t", draft="d"):
+def write_features(path, n_questions=30, per_question=12, ht=6, hd=4, labels=None, target="t", draft="d", ends=None):
     rng = np.random.default_rng(0)
     n = n_questions * per_question
     y = rng.integers(0, 2, n) if labels is None else np.asarray(labels)
@@ -23,7 +23,9 @@ def write_features(path, n_questions=30, per_question=12, ht=6, hd=4, labels=Non
     manifest = {"target_model": target, "draft_model": draft, "target_hidden_size": ht, "draft_hidden_size": hd,
                 "dataset": "synthetic", "max_new_tokens": 16}
     save_file({"features_target": ft, "features_draft": fd, "labels": y.astype(np.uint8),
-               "question_ids": np.repeat(np.arange(n_questions), per_question).astype(np.int64)},
+               "target_end": np.zeros(n, np.uint8) if ends is None else np.asarray(ends, np.uint8),
+               "question_ids": np.repeat(np.arange(n_questions), per_question).astype(np.int64),
+               "positions": np.tile(np.arange(per_question), n_questions).astype(np.int64)},
               str(path), metadata={"manifest": json.dumps(manifest)})
     return path
 
@@ -75,3 +77,32 @@ def test_bad_inputs(tmp_path):
     other = write_features(tmp_path / "other.safetensors", target="other-model")
     with pytest.raises(ValueError, match="mined with target 'other-model'"):
         train(other, tmp_path / "j.safetensors", target_model="t", grid=GRID)
+
+
+def test_end_guard_rows_are_left_out_of_training_unless_kept(tmp_path):
+    from autojudge_harness.training import guarded_rows
+
+    n_q, per = 30, 12
+    y = np.random.default_rng(0).integers(0, 2, n_q * per)
+    ends = np.zeros(n_q * per, np.uint8)
+    ends[3] = 1; y[3] = 0        # question 0: an unimportant end at position 3 -> positions 4.. are past it
+    ends[per + 5] = 1; y[per + 5] = 1   # question 1: an important end at position 5 (R was kept)
+    feats = write_features(tmp_path / "f.safetensors", labels=y, ends=ends)
+    arrays = {"target_end": ends, "labels": y, "question_ids": np.repeat(np.arange(n_q), per),
+              "positions": np.tile(np.arange(per), n_q)}
+    keep = guarded_rows(arrays)
+    assert keep[:3].all() and not keep[3:per].any()             # question 0: up to the end, exclusive
+    assert keep[per:per + 5].all() and not keep[per + 5] and keep[per + 6:2 * per].all()
+    assert keep[2 * per:].all()
+    report = train(feats, tmp_path / "j.safetensors", grid=[1.0])
+    assert report["counts"]["end_mismatches"] == 2 and report["counts"]["end_guard_excluded"] == per - 3 + 1
+    assert report["counts"]["mismatches"] == n_q * per - (per - 3 + 1)
+    kept = train(feats, tmp_path / "k.safetensors", grid=[1.0], keep_end_mismatches=True)
+    assert kept["counts"]["mismatches"] == n_q * per and kept["keep_end_mismatches"]
+
+
+def test_a_tiny_training_set_warns_with_its_validation_size(tmp_path):
+    feats = write_features(tmp_path / "f.safetensors", n_questions=6, per_question=10)
+    with pytest.warns(UserWarning, match=r"small validation set: 10 mismatches from 1 questions"):
+        report = train(feats, tmp_path / "j.safetensors", grid=[1.0], val_fraction=0.1)
+    assert report["warnings"] and report["val_question_ids"] == report["val_question_ids"][:1]

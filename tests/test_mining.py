@@ -117,10 +117,11 @@ def decode(ids):
     return " ".join(str(t) for t in ids)
 
 
-def scripted_miner(reuse=True, lookahead=0, max_new_tokens=32, stop=(), target=target_rule, draft=draft_rule):
+def scripted_miner(reuse=True, lookahead=0, max_new_tokens=32, stop=(), target=target_rule, draft=draft_rule,
+                   end_guard=False):
     t, d = ScriptedLM(target), ScriptedLM(draft)
     return Miner(t, d, decode, {EOS}, LastBigToken(), max_new_tokens=max_new_tokens, stop=stop,
-                 reuse_cache=reuse, lookahead=lookahead), t, d
+                 reuse_cache=reuse, lookahead=lookahead, end_guard=end_guard), t, d
 
 
 MODES = [(True, 0), (True, 4), (False, 0)]
@@ -148,6 +149,27 @@ def test_scripted_labels_positions_and_left_border(reuse, lookahead):
         assert torch.equal(m.draft_hidden, d.hidden_for(seq))
         # the final R holds the draft token for unimportant mismatches, the target's for important ones
         assert q.response_ids[m.position] == (m.target_token if m.important else m.draft_token)
+    assert [m.target_end for m in q.mismatches] == [False, False, False, False, True]
+
+
+@pytest.mark.parametrize("reuse,lookahead", MODES)
+def test_scripted_end_guard_keeps_the_targets_end(reuse, lookahead):
+    """With the end guard (as decoding has it) the mismatch at the target's EOS is labelled and
+    flagged, but R keeps the target's end: nothing past it is mined or decoded."""
+    paper, _, _ = scripted_miner(reuse, lookahead)
+    guarded, _, _ = scripted_miner(reuse, lookahead, end_guard=True)
+    a, b = paper.mine(PROMPT), guarded.mine(PROMPT)
+    labels = lambda q: [(m.position, m.important, m.target_token, m.draft_token, m.target_end) for m in q.mismatches]  # noqa: E731
+    assert labels(b) == labels(a)             # the end mismatch is the last one either way
+    assert b.response_ids == [1, 2, 3, 8, 5, 6, 60, EOS] and a.response_ids == [1, 2, 3, 8, 5, 6, 60, 5, EOS]
+
+
+def test_scripted_end_guard_flags_a_token_that_completes_a_stop_string():
+    draft = lambda r: 61 if len(r) == 6 else target_rule(r)  # noqa: E731  (mismatches at the 60 only)
+    miner, _, _ = scripted_miner(stop=("60",), end_guard=True, draft=draft)
+    q = miner.mine(PROMPT)
+    assert [(m.position, m.target_token, m.draft_token, m.target_end) for m in q.mismatches] == [(6, 60, 61, True)]
+    assert q.response_ids == [1, 2, 3, 4, 5, 6, 60]   # the target's stop is kept
 
 
 def test_scripted_reuse_feeds_far_fewer_tokens():
@@ -298,14 +320,14 @@ def test_mine_script_survives_sigkill_and_resumes(tmp_path, embedded_pair):
 def manifest(**over):
     fields = dict(target_model="t", draft_model="t/layers:2", target_hidden_size=3, draft_hidden_size=2,
                   vocab_size=10, dtype="float32", dataset="d.jsonl", dataset_sha256="x", split="file",
-                  prompt="p", equivalence="gsm8k-final-answer", stop=[], max_new_tokens=8)
+                  prompt="p", equivalence="gsm8k-final-answer", stop=[], max_new_tokens=8, end_guard=True)
     return make_manifest(**{**fields, **over})
 
 
 def record(qid, n):
     return {"question_id": qid, "prompt_ids": [1], "initial_response_ids": [2], "response_ids": [2], "answer": "1",
             "skipped": None, "feature_row": 0,
-            "mismatches": [{"position": i, "important": i % 2 == 0, "target_token": 2, "draft_token": 3}
+            "mismatches": [{"position": i, "important": i % 2 == 0, "target_token": 2, "draft_token": 3, "target_end": False}
                            for i in range(n)]}
 
 

@@ -35,7 +35,7 @@ def test_pareto_front():
 
 
 def _run(metric, apc, tps, judge_share=0.0, answers=None):
-    stats = {"accepted_per_cycle": apc, "tokens_per_cycle": apc + 1, "judge_accepted_fraction": judge_share,
+    stats = {"accepted_per_cycle": apc, "tokens_per_cycle": apc + 1, "lenient_accepted_fraction": judge_share,
              "tokens_per_second": tps, "generated_tokens": 100, "wall_time_s": 100 / tps, "target_calls": 30,
              "draft_calls": 200, "cycles": 25, "requests": 2}
     results = {"results": {TASK: {"alias": TASK, "exact_match,strict-match": metric,
@@ -89,7 +89,7 @@ def test_sweep_on_the_embedded_pair_in_one_process(tmp_path, embedded_pair, monk
     assert list(rows) == ["lossless", "judge t=0", "judge t=1.01", "top-1", "top-3"]
     lossless = rows["lossless"]
     for same in ("judge t=0", "top-1"):   # lossless rules: the same tokens, no judge-accepted ones
-        assert rows[same]["agreement_with_lossless"] == 1.0 and rows[same]["judge_accepted_fraction"] == 0.0
+        assert rows[same]["agreement_with_lossless"] == 1.0 and rows[same]["lenient_accepted_fraction"] == 0.0
         assert rows[same]["generated_tokens"] == lossless["generated_tokens"]
         assert rows[same]["accepted_per_cycle"] == lossless["accepted_per_cycle"]
     assert rows["judge t=1.01"]["accepted_per_cycle"] == 4.0   # every drafted token accepted

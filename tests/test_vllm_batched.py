@@ -96,7 +96,7 @@ def check_against(result, expected):
         assert int(result.num_accepted[j]) + 1 == n
         assert result.tokens[j, :n].tolist() == tokens
         assert (result.tokens[j, n:] == -1).all()
-        assert int(result.judge_accepted[j].sum()) == judged
+        assert int(result.lenient_accepted[j].sum()) == judged
 
 
 def test_batched_rows_equal_naive_rule_and_chunking_is_invisible():
@@ -233,7 +233,7 @@ def test_top_k_rule_equals_naive_rank_and_k1_is_lossless():
         if k == 1:
             lossless = verify_windows(logits.argmax(-1), drafts, cu, 4)
             top1 = verify_windows(logits.argmax(-1), drafts, cu, 4, allowed)
-            assert torch.equal(lossless.tokens, top1.tokens) and not top1.judge_accepted.any()
+            assert torch.equal(lossless.tokens, top1.tokens) and not top1.lenient_accepted.any()
     # a masked (-inf) draft token is never let through, however large K
     logits = torch.tensor([[0.0, float("-inf"), 1.0], [0.0, 0.0, 0.0]])
     assert not LenientRule(top_k=3).allowed_rows(logits, torch.tensor([2, 1], dtype=torch.int32))[0]
@@ -272,7 +272,7 @@ def test_merge_greedy_and_counters():
         for j in range(reqs):
             if greedy[j]:
                 assert torch.equal(sampled[j], result.tokens[j]) and int(num[j]) == int(result.num_accepted[j]) + 1
-                judged = result.judge_accepted[j]
+                judged = result.lenient_accepted[j]
                 totals["judge"] += int(judged.sum())
                 totals["exact"] += int(result.num_accepted[j]) - int(judged.sum())
                 per_position = [a + int(b) for a, b in zip(per_position, judged)]
@@ -283,7 +283,7 @@ def test_merge_greedy_and_counters():
         counters.add(torch.zeros(reqs, dtype=torch.bool), cu)   # a chunk without greedy requests
         totals["stock"] += sum(int(cu[j + 1] - cu[j]) > 1 for j in range(reqs))
     snap = counters.snapshot()
-    assert snap == {"accepted_exact": totals["exact"], "accepted_judge": totals["judge"],
+    assert snap == {"accepted_exact": totals["exact"], "accepted_lenient": totals["judge"],
                     "stock_cycles": totals["stock"], "judge_accepted_per_position": per_position}
     assert totals["judge"] > 0 and totals["exact"] > 0
 

@@ -22,9 +22,9 @@ def gpu_check():
 
 def run(token_ids, drafted=0, accepted=0, judged=0, tok_s=10.0):
     stats = {"wall_time_s": 1.0, "generated_tokens": 5, "tokens_per_second": tok_s, "mean_acceptance_length": 2.0,
-             "accepted_per_cycle": 1.0, "judge_accepted_fraction": 0.0}
+             "accepted_per_cycle": 1.0, "lenient_accepted_fraction": 0.0}
     return {"token_ids": token_ids, "stats": stats,
-            "counts": {"drafted_tokens": drafted, "accepted_tokens": accepted, "accepted_judge": judged}}
+            "counts": {"drafted_tokens": drafted, "accepted_tokens": accepted, "accepted_lenient": judged}}
 
 
 def test_configurations_and_random_judge(gpu_check, tiny_dir, tiny_draft_dir, tmp_path):

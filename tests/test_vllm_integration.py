@@ -144,8 +144,8 @@ def test_sampler_verify_in_chunks_applies_the_judge_to_greedy_requests_only(tmp_
                     assert int(num_sampled[j]) == 1 and (sampled[j] == 777).all()
             snap = sampler.counters.snapshot()
             greedy_expected = [e for j, e in enumerate(expected) if temperature[slots[j]] == 0]
-            assert snap["accepted_judge"] == sum(j for _, j in greedy_expected)
-            assert snap["accepted_exact"] + snap["accepted_judge"] == sum(len(t) - 1 for t, _ in greedy_expected)
+            assert snap["accepted_lenient"] == sum(j for _, j in greedy_expected)
+            assert snap["accepted_exact"] + snap["accepted_lenient"] == sum(len(t) - 1 for t, _ in greedy_expected)
             assert snap["stock_cycles"] == sum(1 for j in range(reqs)
                                                if temperature[slots[j]] != 0 and cu[j + 1] - cu[j] > 1)
     assert judged > 20
@@ -248,7 +248,7 @@ def test_runner_installs_the_sampler_and_hands_over_hidden_states(tmp_path):
         assert seen["rows"] is None
     stats = runner.autojudge_stats()
     assert stats["mode"] == "judge" and stats["target_calls"] == 2 and stats["draft_calls"] == 6
-    assert stats["accepted_judge"] == 0 and stats["judge_accepted_per_position"] == [0, 0, 0]
+    assert stats["accepted_lenient"] == 0 and stats["judge_accepted_per_position"] == [0, 0, 0]
 
     wide = bare_runner(AcceptanceSettings(judge=judge), target_hidden=4096)
     with mock.patch.object(GPUModelRunner, "load_model"), \
@@ -365,7 +365,7 @@ def test_lm_eval_model_reports_statistics_from_metric_and_rpc_deltas():
         assert method == "autojudge_stats"
         s = state["step"]
         return [{"mode": "judge", "target_calls": 20 + 10 * s, "draft_calls": 80 + 40 * s, "accepted_exact": 40 + 20 * s,
-                 "accepted_judge": 10 + 5 * s, "stock_cycles": 0, "judge_accepted_per_position": [s, s, 0, 0]}]
+                 "accepted_lenient": 10 + 5 * s, "stock_cycles": 0, "judge_accepted_per_position": [s, s, 0, 0]}]
 
     lm.model = SimpleNamespace(get_metrics=get_metrics, collective_rpc=collective_rpc)
 
@@ -379,7 +379,7 @@ def test_lm_eval_model_reports_statistics_from_metric_and_rpc_deltas():
         lm.generate_until([request(greedy)])
     stats = lm.get_model_info()["autojudge"]["stats"]
     assert stats["requests"] == 4 and stats["cycles"] == 20 and stats["drafted_tokens"] == 80
-    assert stats["accepted_judge"] == 10 and stats["accepted_exact"] == 40 and stats["generated_tokens"] == 70
+    assert stats["accepted_lenient"] == 10 and stats["accepted_exact"] == 40 and stats["generated_tokens"] == 70
     assert stats["target_calls"] == 20 and stats["draft_calls"] == 80
     assert stats["mean_acceptance_length"] == 3.5 and stats["accepted_per_position"] == [18, 14, 10, 8]
     assert stats["sampler"]["judge_accepted_per_position"] == [2, 2, 0, 0] and stats["wall_time_s"] > 0

@@ -124,9 +124,9 @@ def fake_metrics(drafts, draft_tokens, accepted, generated, per_pos):
 
 
 def test_statistics_from_metric_deltas_and_worker_reports():
-    report0 = {"mode": "judge", "target_calls": 10, "draft_calls": 40, "accepted_exact": 5, "accepted_judge": 2,
+    report0 = {"mode": "judge", "target_calls": 10, "draft_calls": 40, "accepted_exact": 5, "accepted_lenient": 2,
                "stock_cycles": 0, "judge_accepted_per_position": [1, 1, 0, 0]}
-    report1 = {**report0, "target_calls": 30, "draft_calls": 120, "accepted_exact": 20, "accepted_judge": 12,
+    report1 = {**report0, "target_calls": 30, "draft_calls": 120, "accepted_exact": 20, "accepted_lenient": 12,
                "judge_accepted_per_position": [5, 4, 2, 1]}
     before = metrics.snapshot(fake_metrics(3, 12, 7, 20, [3, 2, 1, 1]), [None, report0])
     after = metrics.snapshot(fake_metrics(13, 52, 39, 80, [11, 10, 9, 9]), [None, report1])
@@ -135,14 +135,14 @@ def test_statistics_from_metric_deltas_and_worker_reports():
     assert counts["accepted_per_position"] == [8, 8, 8, 8] and counts["judge_accepted_per_position"] == [4, 3, 2, 1]
     summary = metrics.summarize(counts, wall_time_s=2.0, requests=4)
     assert set(DecodingStats().summary()) <= set(summary)
-    assert summary["accepted_judge"] == 10 and summary["accepted_exact"] == 22      # vLLM's accepted - judge
+    assert summary["accepted_lenient"] == 10 and summary["accepted_exact"] == 22      # vLLM's accepted - judge
     assert summary["accepted_per_cycle"] == 3.2 and summary["mean_acceptance_length"] == 4.2
     assert summary["tokens_per_cycle"] == summary["mean_acceptance_length"]
-    assert summary["acceptance_rate"] == 0.8 and summary["judge_accepted_fraction"] == 10 / 32
+    assert summary["acceptance_rate"] == 0.8 and summary["lenient_accepted_fraction"] == 10 / 32
     assert summary["target_calls"] == 20 and summary["draft_calls"] == 80 and summary["requests"] == 4
     assert summary["tokens_per_second"] == 30.0 and summary["generated_tokens"] == 60
     assert summary["acceptance_rate_per_position"] == [0.8] * 4
-    assert summary["sampler"] == {"accepted_exact": 15, "accepted_judge": 10, "judge_accepted_per_position": [4, 3, 2, 1],
+    assert summary["sampler"] == {"accepted_exact": 15, "accepted_lenient": 10, "judge_accepted_per_position": [4, 3, 2, 1],
                                   "stock_cycles": 0}
     total = metrics.add(counts, counts)
     assert total["cycles"] == 20 and total["accepted_per_position"] == [16] * 4

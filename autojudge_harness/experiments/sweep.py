@@ -133,7 +133,7 @@ def combine(runs: list[tuple[SweepPoint, dict, dict, Path]], task: str, metric: 
             "label": point.label, **asdict(point), "metric": task_results[metric],
             "metric_stderr": task_results.get(metric.replace(",", "_stderr,", 1)),
             "agreement_with_lossless": _agreement(answers, reference_answers, filter_name),
-            **{key: stats[key] for key in ("accepted_per_cycle", "tokens_per_cycle", "judge_accepted_fraction",
+            **{key: stats[key] for key in ("accepted_per_cycle", "tokens_per_cycle", "lenient_accepted_fraction",
                                            "tokens_per_second", "generated_tokens", "wall_time_s",
                                            "target_calls", "draft_calls", "cycles", "requests")},
             "results_file": str(result_file),
@@ -220,7 +220,7 @@ def print_table(combined: dict) -> None:
     for r in combined["points"]:
         print(f"| {r['label']} | {r['metric']:.3f} | {r['agreement_with_lossless']:.2f} | {r['accepted_per_cycle']:.2f} | "
               f"{r['accepted_per_cycle_vs_lossless']:.2f}x | {r['tokens_per_second']:.1f} | {r['speed_vs_lossless']:.2f}x | "
-              f"{r['judge_accepted_fraction']:.2f} |")
+              f"{r['lenient_accepted_fraction']:.2f} |")
     for y, fronts in combined["pareto"].items():
         print(f"Pareto front, {y} vs accepted/cycle: {', '.join(fronts['accepted_per_cycle'])}")
 

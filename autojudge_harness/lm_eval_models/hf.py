@@ -1,7 +1,8 @@
 """lm-eval model ``autojudge_hf``: AutoJudge decoding on transformers models (CPU or GPU).
 
 model_args (flat ``key=value``): pretrained (target), draft, judge (judge file), threshold,
-accept_top_k (the top-K baseline instead of a judge), window, dtype, device, compile (static KV
+accept_top_k (the top-K baseline instead of a judge), oracle (the perfect judge's file, ``autojudge
+oracle``), end_guard (default true; false = the paper-exact rule), window, dtype, device, compile (static KV
 cache + torch.compile, for GPUs), preset (named pair, e.g. ``smollm2-135m``), sample_stats_path.
 ``generate_until`` runs AutoJudge decoding one request at a time (the paper's batch size 1);
 loglikelihood requests go to the target through lm-eval's HFLM unchanged.
@@ -25,8 +26,8 @@ from ..stats import DecodingStats
 from .model_args import check_known, parameters
 from .registration import cli_output_path
 
-OWN_KEYS = ("pretrained", "draft", "judge", "threshold", "accept_top_k", "window", "dtype", "device", "compile",
-            "preset", "sample_stats_path")
+OWN_KEYS = ("pretrained", "draft", "judge", "threshold", "accept_top_k", "oracle", "end_guard", "window", "dtype",
+            "device", "compile", "preset", "sample_stats_path")
 
 
 def _resolve_device(device: str | None) -> str:
@@ -41,17 +42,17 @@ class AutoJudgeHFLM(HFLM):
     """HFLM whose generation is AutoJudge speculative decoding with a draft model and a judge."""
 
     def __init__(self, pretrained: str | None = None, draft: str | None = None, judge: str | None = None,
-                 threshold: float | None = None, accept_top_k: int | None = None, window: int | None = None,
-                 dtype: str = "auto", device: str | None = None, compile: bool = False, preset: str | None = None,
+                 threshold: float | None = None, accept_top_k: int | None = None, oracle: str | None = None,
+                 end_guard: bool | str = True, window: int | None = None, dtype: str = "auto", device: str | None = None, compile: bool = False, preset: str | None = None,
                  sample_stats_path: str | None = None, batch_size: int | str | None = 1,
                  max_length: int | None = None, **kwargs):
         check_known("autojudge_hf", kwargs, OWN_KEYS, parameters(HFLM.__init__), "lm-eval's HFLM")
         # cheap checks first: nothing is loaded before the arguments are known to be usable
         config = pair_config(preset, pretrained, draft, judge, window)
         window = check_window(config.window)
-        settings = AcceptanceSettings.from_args(  # top-K replaces a preset's judge
-            judge=config.judge if accept_top_k is None or judge else None, threshold=threshold,
-            accept_top_k=accept_top_k)
+        settings = AcceptanceSettings.from_args(  # top-K or the oracle replaces a preset's judge
+            judge=config.judge if (accept_top_k is None and oracle is None) or judge else None, threshold=threshold,
+            accept_top_k=accept_top_k, oracle=oracle, end_guard=end_guard)
         compile = boolean(compile, "compile")
         for key, ref in (("pretrained", config.target), ("draft", config.draft)):
             check_reference(ref, key)
@@ -74,7 +75,8 @@ class AutoJudgeHFLM(HFLM):
                                           compile=self.run_args["compile"])
         self.autojudge_args = {**self.run_args, "mode": settings.mode, "judge": settings.judge,
                                "threshold": self.decoder.threshold if settings.judge else None,
-                               "accept_top_k": settings.accept_top_k}
+                               "accept_top_k": settings.accept_top_k, "oracle": settings.oracle,
+                               "end_guard": settings.end_guard}
         self.sample_stats: list[dict] = []
         self.total_stats = DecodingStats()
         self.sample_stats_path = Path(sample_stats_path) if sample_stats_path else self._default_stats_path()

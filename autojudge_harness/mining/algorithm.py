@@ -84,7 +84,9 @@ class GSM8KEquivalence:
 
 @dataclass
 class Mismatch:
-    """One labelled mismatch: R[position] = target_token, the draft proposed draft_token."""
+    """One labelled mismatch: R[position] = target_token, the draft proposed draft_token.
+    ``target_end``: the target's token ends the response there (an EOS, or it completes a stop
+    string) -- a mismatch the end guard never lets a lenient rule accept at decode time."""
 
     position: int
     important: bool
@@ -92,6 +94,7 @@ class Mismatch:
     draft_token: int
     target_hidden: torch.Tensor  # (Ht,) target hidden state where draft_token is fed at position
     draft_hidden: torch.Tensor   # (Hd,) draft hidden state at the same place
+    target_end: bool = False
 
 
 @dataclass
@@ -162,11 +165,14 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 class Miner:
     """Algorithm 1 over one target/draft pair. ``target`` and ``draft`` are CachedModel-like;
     ``decode(ids) -> text`` turns response ids into text (special tokens skipped); ``eos_ids`` end
-    a response; a ``stop`` string in the decoded response ends it too (lm-eval's ``until``)."""
+    a response; a ``stop`` string in the decoded response ends it too (lm-eval's ``until``).
+    ``end_guard`` (as at decode time, ``acceptance``): a mismatch where the target's token ends the
+    response is labelled and flagged ``target_end``, but R is never replaced there (the guard keeps
+    the target's end), so nothing past the target's end is mined; off: the paper's Algorithm 1."""
 
     def __init__(self, target, draft, decode: Callable[[list[int]], str], eos_ids, equivalence: Equivalence | None,
                  max_new_tokens: int = 192, stop: Sequence[str] = (), reuse_cache: bool = True,
-                 lookahead: int = 0):
+                 lookahead: int = 0, end_guard: bool = True):
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         self.target, self.draft = target, draft
@@ -177,22 +183,28 @@ class Miner:
         self.stop = tuple(s for s in stop if s)
         self.reuse_cache = reuse_cache
         self.lookahead = lookahead if reuse_cache else 0
+        self.end_guard = end_guard
 
     @classmethod
     def for_pair(cls, pair, equivalence: Equivalence | None, max_new_tokens: int = 192, stop: Sequence[str] = (),
-                 reuse_cache: bool = True, lookahead: int = 0) -> "Miner":
+                 reuse_cache: bool = True, lookahead: int = 0, end_guard: bool = True) -> "Miner":
         """A miner for an ``autojudge_harness.models.ModelPair`` (wraps both models in CachedModel)."""
         from autojudge_harness.decoding import CachedModel, _eos_ids
 
         tokenizer = pair.tokenizer
         return cls(CachedModel(pair.target), CachedModel(pair.draft),
                    lambda ids: tokenizer.decode(ids, skip_special_tokens=True), _eos_ids(pair), equivalence,
-                   max_new_tokens, stop, reuse_cache, lookahead)
+                   max_new_tokens, stop, reuse_cache, lookahead, end_guard)
 
     # -- helpers --------------------------------------------------------------------------------
 
     def text(self, response: Sequence[int]) -> str:
         return self.decode([t for t in response if t not in self.eos_ids])
+
+    def ends_at(self, response: Sequence[int], position: int) -> bool:
+        """True when ``response[position]`` ends the (not yet finished) response: an EOS token, or
+        the token that completes a stop string."""
+        return response[position] in self.eos_ids or (bool(self.stop) and self.finished(response[:position + 1]))
 
     def finished(self, response: Sequence[int]) -> bool:
         """True when ``response`` already ended: it holds an EOS token or a stop string."""
@@ -302,9 +314,10 @@ class Miner:
                 draft_hidden = draft.feed(prompt + response[:p], [d])[-1]
                 target_hidden, alternative = self._continue(target, prompt, response[:p], d, response)
                 important = not equivalence.equal(equivalence.answer(self.text(alternative)), answer)
+                target_end = self.ends_at(response, p)
                 result.mismatches.append(Mismatch(p, important, response[p], d, target_hidden.clone(),
-                                                  draft_hidden.clone()))
-                if not important:
+                                                  draft_hidden.clone(), target_end))
+                if not important and not (target_end and self.end_guard):
                     response = alternative
                     if reuse:  # the draft's cache holds prompt + R'[:p+1]: predictions from p+1 on
                         nxt = int(draft.lm.argmax(draft_hidden[None])[0])

@@ -39,6 +39,9 @@ def configure_parser(ap) -> None:
     ap.add_argument("--answer", choices=("strict", "flexible"), default="strict",
                     help="GSM8K answer extraction for the equivalence check: strict = number after 'The final "
                     "answer is' (the paper's), flexible = last number (the task's second filter)")
+    ap.add_argument("--no-end-guard", action="store_true",
+                    help="the paper-exact Algorithm 1: also replace R where the target's token ends the response "
+                    "(default: flag such mismatches and keep the target's end, as decoding's end guard does)")
     ap.add_argument("--out", required=True, help="run directory")
     ap.add_argument("--shard", default="0/1", help="i/n: mine question ids with id %% n == i")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -66,7 +69,8 @@ def main(args) -> int:
         ids = select_ids(len(rows), args.offset, args.limit, shard)
         pair = load_pair(target, draft, dtype=args.dtype, device=args.device)
         totals = mine_gsm8k(pair, rows, info, args.out, ids, shard, args.max_new_tokens, args.lookahead,
-                            args.dtype, progress=not args.no_progress, flexible=args.answer == "flexible")
+                            args.dtype, progress=not args.no_progress, flexible=args.answer == "flexible",
+                            end_guard=not args.no_end_guard)
         print(json.dumps({"out": args.out, "shard": args.shard, **totals}), flush=True)
     elif not args.merge:
         raise SystemExit("nothing to do: give --data/--dataset to mine and/or --merge")

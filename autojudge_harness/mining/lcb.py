@@ -87,7 +87,7 @@ def mine_lcb(pair, problems: Sequence[Problem], rows: Sequence[dict], data_info:
         return equivalences[qid]
 
     manifest = run_manifest(pair, data_info, prompter, SimpleNamespace(name=equivalence_name(grader)),
-                            max_new_tokens, dtype)
+                            max_new_tokens, dtype)  # the end guard on, as in decoding
     miner = Miner.for_pair(pair, None, max_new_tokens=max_new_tokens, stop=prompter.stop, lookahead=lookahead)
     return mine_questions(miner, manifest, out, ids, lambda qid: prompter.token_ids(pair.tokenizer, rows[qid]), equivalence,
                           lambda qid, mined: lcb_record(qid, problems[qid], mined, equivalences.pop(qid)),

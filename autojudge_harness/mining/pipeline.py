@@ -57,13 +57,13 @@ def select_ids(total: int, offset: int = 0, limit: int | None = None, shard: tup
 
 
 def run_manifest(pair, data_info: dict, prompter: TaskPrompts, equivalence, max_new_tokens: int,
-                 dtype: str = "float32") -> dict:
+                 dtype: str = "float32", end_guard: bool = True) -> dict:
     return make_manifest(target_model=pair.target_name, draft_model=pair.draft_name,
                          target_hidden_size=pair.target.config.hidden_size,
                          draft_hidden_size=pair.draft.config.hidden_size,
                          vocab_size=pair.target.config.vocab_size, dtype=dtype, prompt=f"{prompter.task_name} (chat)",
                          equivalence=equivalence.name, stop=list(prompter.stop), max_new_tokens=max_new_tokens,
-                         **data_info)
+                         end_guard=end_guard, **data_info)
 
 
 def mined_record(qid: int, mined: MinedQuestion, **fields) -> dict:
@@ -72,7 +72,7 @@ def mined_record(qid: int, mined: MinedQuestion, **fields) -> dict:
             "initial_response_ids": mined.initial_response_ids, "response_ids": mined.response_ids,
             "answer": mined.answer, "skipped": mined.skipped, "feature_row": 0,
             "mismatches": [{"position": m.position, "important": m.important, "target_token": m.target_token,
-                            "draft_token": m.draft_token} for m in mined.mismatches],
+                            "draft_token": m.draft_token, "target_end": m.target_end} for m in mined.mismatches],
             "stats": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in mined.stats.items()}}
 
 
@@ -85,13 +85,16 @@ def question_record(qid: int, row: dict, mined: MinedQuestion) -> dict:
 
 def mine_gsm8k(pair, rows: Sequence[dict], data_info: dict, out: str | Path, ids: Sequence[int],
                shard: tuple[int, int] = (0, 1), max_new_tokens: int = 192, lookahead: int = 8,
-               dtype: str = "float32", progress: bool = True, flexible: bool = False) -> dict:
+               dtype: str = "float32", progress: bool = True, flexible: bool = False, end_guard: bool = True,
+               prompter: TaskPrompts | None = None) -> dict:
     """Mine questions ``ids`` of ``rows`` into shard ``shard`` of run ``out``; resumes (skips ids
-    already recorded in any shard of the run). Returns totals of this call."""
-    prompter = gsm8k_prompts()
+    already recorded in any shard of the run). Returns totals of this call. ``prompter``: the task
+    whose prompts are mined (default: zero-shot GSM8K, ``gsm8k_prompts``)."""
+    prompter = prompter or gsm8k_prompts()
     equivalence = GSM8KEquivalence(prompter.stop, flexible=flexible)
-    manifest = run_manifest(pair, data_info, prompter, equivalence, max_new_tokens, dtype)
-    miner = Miner.for_pair(pair, equivalence, max_new_tokens=max_new_tokens, stop=prompter.stop, lookahead=lookahead)
+    manifest = run_manifest(pair, data_info, prompter, equivalence, max_new_tokens, dtype, end_guard)
+    miner = Miner.for_pair(pair, equivalence, max_new_tokens=max_new_tokens, stop=prompter.stop, lookahead=lookahead,
+                           end_guard=end_guard)
     return mine_questions(miner, manifest, out, ids, lambda qid: prompter.token_ids(pair.tokenizer, rows[qid]), lambda qid: equivalence,
                           lambda qid, mined: question_record(qid, rows[qid], mined), shard, progress)
 

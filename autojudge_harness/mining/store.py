@@ -11,7 +11,7 @@ Layout of one run directory (``--out DIR``)::
 
 ``manifest.json``: {"format": "autojudge-mined/1", "target_model", "draft_model",
 "target_hidden_size", "draft_hidden_size", "vocab_size", "dtype", "dataset", "dataset_sha256",
-"split", "prompt", "equivalence", "stop", "max_new_tokens", "feature_layout"}. Everything that
+"split", "prompt", "equivalence", "stop", "max_new_tokens", "end_guard", "feature_layout"}. Everything that
 changes what a record means is in it; settings that do not (shard split, limit, offset,
 threads) are not.
 
@@ -26,7 +26,8 @@ A question record (one ``records.jsonl`` line)::
      "answer": "72" | null,           # the target's answer a* (labels are relative to it)
      "skipped": null | "no_target_answer",
      "feature_row": 1234,             # first row of this record's features in features.f32
-     "mismatches": [{"position": 5, "important": true, "target_token": 11, "draft_token": 17}, ...],
+     "mismatches": [{"position": 5, "important": true, "target_token": 11, "draft_token": 17,
+                     "target_end": false}, ...],   # target_end: the target's token ends R there
      "stats": {"seconds": …, "target_tokens_fed": …, …}}
 
 Mismatch k of a record owns feature row ``feature_row + k`` of ``features.f32``; a row is
@@ -43,8 +44,8 @@ anywhere else, a missing features file, a manifest from another run or duplicate
 errors (ValueError naming the file and the problem).
 
 ``features.safetensors`` (merge): features_target (N, Ht) f32, features_draft (N, Hd) f32,
-labels (N,) u8 (1 = important), question_ids (N,) i64, positions (N,) i64, target_tokens (N,) i64,
-draft_tokens (N,) i64; the manifest as JSON in the metadata key "manifest". ``merged.jsonl`` holds
+labels (N,) u8 (1 = important), target_end (N,) u8 (1 = the target's token ends the response),
+question_ids (N,) i64, positions (N,) i64, target_tokens (N,) i64, draft_tokens (N,) i64; the manifest as JSON in the metadata key "manifest". ``merged.jsonl`` holds
 the question records with "feature_row" pointing into these arrays.
 """
 
@@ -64,11 +65,11 @@ import numpy as np
 FORMAT = "autojudge-mined/1"
 MANIFEST_KEYS = ("format", "target_model", "draft_model", "target_hidden_size", "draft_hidden_size", "vocab_size",
                  "dtype", "dataset", "dataset_sha256", "split", "prompt", "equivalence", "stop", "max_new_tokens",
-                 "feature_layout")
+                 "end_guard", "feature_layout")
 FEATURE_LAYOUT = "row = [target hidden (target_hidden_size) ; draft hidden (draft_hidden_size)], float32 LE"
 RECORD_KEYS = ("question_id", "prompt_ids", "initial_response_ids", "response_ids", "answer", "skipped",
                "feature_row", "mismatches")
-MISMATCH_KEYS = ("position", "important", "target_token", "draft_token")
+MISMATCH_KEYS = ("position", "important", "target_token", "draft_token", "target_end")
 SHARD_RE = re.compile(r"^shard-(\d+)-of-(\d+)$")
 RECORDS, FEATURES, MANIFEST = "records.jsonl", "features.f32", "manifest.json"
 MERGED_JSONL, MERGED_FEATURES = "merged.jsonl", "features.safetensors"
@@ -338,8 +339,8 @@ def merge(run_dir: Path) -> tuple[Path, Path]:
             items.append((qid, shard, record))
     items.sort(key=lambda item: item[0])
     ht, hd = int(manifest["target_hidden_size"]), int(manifest["draft_hidden_size"])
-    blocks, lines, cols, row = [], [], {k: [] for k in ("question_ids", "positions", "labels", "target_tokens",
-                                                        "draft_tokens")}, 0
+    blocks, lines, cols, row = [], [], {k: [] for k in ("question_ids", "positions", "labels", "target_end",
+                                                        "target_tokens", "draft_tokens")}, 0
     for qid, shard, record in items:
         n = len(record["mismatches"])
         blocks.append(np.asarray(shard.features[record["feature_row"]:record["feature_row"] + n]))
@@ -348,13 +349,15 @@ def merge(run_dir: Path) -> tuple[Path, Path]:
             cols["question_ids"].append(qid)
             cols["positions"].append(m["position"])
             cols["labels"].append(int(bool(m["important"])))
+            cols["target_end"].append(int(bool(m["target_end"])))
             cols["target_tokens"].append(m["target_token"])
             cols["draft_tokens"].append(m["draft_token"])
         row += n
     feats = np.concatenate(blocks) if blocks else np.zeros((0, ht + hd), dtype="<f4")
     arrays = {"features_target": np.ascontiguousarray(feats[:, :ht], dtype=np.float32),
               "features_draft": np.ascontiguousarray(feats[:, ht:], dtype=np.float32),
-              "labels": np.asarray(cols["labels"], dtype=np.uint8)}
+              "labels": np.asarray(cols["labels"], dtype=np.uint8),
+              "target_end": np.asarray(cols["target_end"], dtype=np.uint8)}
     for k in ("question_ids", "positions", "target_tokens", "draft_tokens"):
         arrays[k] = np.asarray(cols[k], dtype=np.int64)
     jsonl, st = run_dir / MERGED_JSONL, run_dir / MERGED_FEATURES

@@ -144,7 +144,7 @@ def merge_greedy(greedy: torch.Tensor, result: Acceptance, sampled: torch.Tensor
 class AcceptanceCounters:
     """Running totals of the sampler's verdicts, kept on the device (no host sync per step).
 
-    accepted_exact / accepted_judge: accepted draft tokens of greedy requests equal to / differing
+    accepted_exact / accepted_lenient: accepted draft tokens of greedy requests equal to / differing
     from the target's argmax; judge_accepted_per_position: the latter by window position;
     stock_cycles: windows (requests with >= 1 draft row) of non-greedy requests, left to vLLM."""
 
@@ -160,7 +160,7 @@ class AcceptanceCounters:
         if result is None:
             self.totals[2] += stock
             return
-        judged = result.judge_accepted & greedy.unsqueeze(-1)
+        judged = result.lenient_accepted & greedy.unsqueeze(-1)
         judge = judged.sum()
         exact = (result.num_accepted * greedy).sum() - judge
         self.totals += torch.stack([exact, judge, stock])
@@ -169,5 +169,5 @@ class AcceptanceCounters:
     def snapshot(self) -> dict:
         """Cumulative counts as plain ints (synchronises with the device)."""
         exact, judge, stock = self.totals.tolist()
-        return {"accepted_exact": exact, "accepted_judge": judge, "stock_cycles": stock,
+        return {"accepted_exact": exact, "accepted_lenient": judge, "stock_cycles": stock,
                 "judge_accepted_per_position": self.judge_per_position.tolist()}

@@ -5,7 +5,7 @@ and the workers' counters (``llm.collective_rpc("autojudge_stats")``). Both are 
 take a ``snapshot`` before and after a run and ``subtract``.
 
 Meaning of the keys here: ``cycles`` = vLLM's spec-decode drafts (windows verified, per
-request); ``drafted_tokens``, ``accepted_per_position`` = vLLM's; ``accepted_judge`` = accepted
+request); ``drafted_tokens``, ``accepted_per_position`` = vLLM's; ``accepted_lenient`` = accepted
 draft tokens that differ from the target's argmax (counted by our sampler); ``accepted_exact`` =
 vLLM's accepted tokens minus those; ``target_calls`` = batched target forward passes that
 produced logits, ``draft_calls`` = batched draft forward passes (one batch serves every request
@@ -23,7 +23,7 @@ COUNTERS = {
     "generated_tokens": "vllm:generation_tokens",
 }
 PER_POSITION = "vllm:spec_decode_num_accepted_tokens_per_pos"
-WORKER_COUNTS = ("target_calls", "draft_calls", "accepted_exact", "accepted_judge", "stock_cycles")
+WORKER_COUNTS = ("target_calls", "draft_calls", "accepted_exact", "accepted_lenient", "stock_cycles")
 WORKER_VECTORS = ("judge_accepted_per_position",)
 
 
@@ -67,11 +67,11 @@ def add(a: dict, b: dict) -> dict:
 def summarize(counts: dict, wall_time_s: float, requests: int) -> dict:
     """``DecodingStats.summary()`` keys plus vLLM's: mean_acceptance_length (1 + accepted per
     draft), accepted_per_position and its rate per draft, and the sampler's own counts."""
-    judge = counts["accepted_judge"]
+    judge = counts["accepted_lenient"]
     stats = DecodingStats(generated_tokens=counts["generated_tokens"], target_calls=counts["target_calls"],
                           draft_calls=counts["draft_calls"], cycles=counts["cycles"],
                           drafted_tokens=counts["drafted_tokens"],
-                          accepted_exact=max(counts["accepted_tokens"] - judge, 0), accepted_judge=judge,
+                          accepted_exact=max(counts["accepted_tokens"] - judge, 0), accepted_lenient=judge,
                           wall_time_s=wall_time_s, requests=requests)
     cycles = counts["cycles"]
     return {
@@ -79,6 +79,6 @@ def summarize(counts: dict, wall_time_s: float, requests: int) -> dict:
         "mean_acceptance_length": 1 + counts["accepted_tokens"] / cycles if cycles else 0.0,
         "accepted_per_position": counts["accepted_per_position"],
         "acceptance_rate_per_position": [a / cycles for a in counts["accepted_per_position"]] if cycles else [],
-        "sampler": {key: counts[key] for key in ("accepted_exact", "accepted_judge", "judge_accepted_per_position",
+        "sampler": {key: counts[key] for key in ("accepted_exact", "accepted_lenient", "judge_accepted_per_position",
                                                  "stock_cycles")},
     }

@@ -1,0 +1,133 @@
+"""The perfect judge ("oracle"): the ceiling of what any judge can save on the evaluated prompts.
+
+Algorithm 1 (``autojudge_harness.mining``) is run on the evaluation task's own prompts with the
+task's equivalence and the end guard; a judge that accepted exactly the mismatches it labelled
+unimportant would decode Algorithm 1's final response, so replaying those labels at decode time
+(``AcceptanceSettings(oracle=FILE)``, the ``oracle`` sweep point) gives the perfect judge's target
+calls per request and accepted tokens per cycle. Greedy decoding follows Algorithm 1's path
+exactly: the first mismatch of a window is the teacher-forced draft's token on the same prefix.
+
+Oracle file (JSON): {"format": "autojudge-oracle/1", "task", "target_model", "draft_model",
+"equivalence", "end_guard", "max_new_tokens", "mined_run", "prompts": {KEY: [[position,
+draft_token, target_token], ...]}}, KEY = sha1 of the prompt's token ids (``prompt_key``);
+position counts response tokens. A prompt whose target answer could not be extracted has an
+empty list (no mismatch can be judged equivalent). The mining run (resumable) is the cache: a
+second sweep over the same task reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+FORMAT = "autojudge-oracle/1"
+ORACLE_FILE = "oracle.json"
+
+
+class OracleFileError(ValueError):
+    """An oracle file is missing or malformed."""
+
+
+def prompt_key(prompt_ids) -> str:
+    return hashlib.sha1(",".join(str(int(t)) for t in prompt_ids).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Oracle:
+    info: dict
+    table: dict[str, frozenset]
+
+    def unimportant(self, prompt_ids) -> frozenset | None:
+        """The (position, draft token, target token) triples to accept for this prompt; None when
+        the prompt was not mined (the perfect judge then knows nothing: lossless)."""
+        return self.table.get(prompt_key(prompt_ids))
+
+
+def unimportant_entries(mismatches, end_guard: bool) -> list[list[int]]:
+    """[position, draft token, target token] of the mismatches a perfect judge accepts (record dicts)."""
+    return [[m["position"], m["draft_token"], m["target_token"]] for m in mismatches
+            if not m["important"] and not (end_guard and m["target_end"])]
+
+
+def build_oracle(run_dir: str | Path, task: str) -> dict:
+    """The oracle document of a merged mining run (see the module docstring)."""
+    from .mining.store import MERGED_JSONL, read_manifest
+
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir / "manifest.json")
+    guard = manifest["end_guard"]
+    prompts = {}
+    for line in (run_dir / MERGED_JSONL).read_text().splitlines():
+        record = json.loads(line)
+        prompts[prompt_key(record["prompt_ids"])] = unimportant_entries(record["mismatches"], guard)
+    return {"format": FORMAT, "task": task, "target_model": manifest["target_model"],
+            "draft_model": manifest["draft_model"], "equivalence": manifest["equivalence"], "end_guard": guard,
+            "max_new_tokens": manifest["max_new_tokens"], "mined_run": str(run_dir.resolve()), "prompts": prompts}
+
+
+def load_oracle(path: str | Path) -> Oracle:
+    path = Path(path)
+    if not path.is_file():
+        raise OracleFileError(f"oracle file not found: {path} (make one with autojudge oracle)")
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise OracleFileError(f"oracle file {path} is not JSON: {error}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("prompts"), dict):
+        raise OracleFileError(f"oracle file {path} is not an {FORMAT} file")
+    table = {key: frozenset(tuple(int(v) for v in entry) for entry in entries) for key, entries in doc["prompts"].items()}
+    return Oracle({k: v for k, v in doc.items() if k != "prompts"}, table)
+
+
+def make_oracle(pair, task: str, out_dir: str | Path, limit: int | None = None, max_new_tokens: int | None = None,
+                flexible: bool = False, progress: bool = True, data_env: dict | None = None) -> Path:
+    """Mine ``task``'s first ``limit`` evaluation docs (GSM8K-style tasks: question + answer) into
+    ``out_dir``/mined (resuming), then write ``out_dir``/oracle.json; returns its path."""
+    from .mining.pipeline import mine_gsm8k
+    from .mining.store import merge
+    from .prompts import TaskPrompts
+
+    prompter = TaskPrompts(task, data_env=data_env)
+    docs = prompter.docs(limit)
+    if not docs or "question" not in docs[0]:
+        raise ValueError(f"the oracle supports GSM8K-style tasks (docs with a question and an answer); {task} is not")
+    max_new_tokens = max_new_tokens or int(prompter.task.config.generation_kwargs.get("max_gen_toks", 256))
+    digest = hashlib.sha256("\n".join(d["question"] for d in docs).encode()).hexdigest()
+    out_dir = Path(out_dir)
+    mine_gsm8k(pair, docs, {"dataset": f"lm-eval task {task}", "dataset_sha256": digest, "split": "eval"},
+               out_dir / "mined", list(range(len(docs))), max_new_tokens=max_new_tokens, progress=progress,
+               flexible=flexible, prompter=prompter)
+    merge(out_dir / "mined")
+    path = out_dir / ORACLE_FILE
+    path.write_text(json.dumps(build_oracle(out_dir / "mined", task)) + "\n")
+    return path
+
+
+def configure_parser(p) -> None:
+    p.description = ("The perfect judge for an evaluation task: Algorithm 1 on the task's own prompts (task "
+                     "equivalence, end guard), as an oracle file for decoding (oracle=FILE, the sweep's oracle point).")
+    p.epilog = ("Reads: the model pair, the lm-eval task's docs. Writes (under --out): mined/ (the mining run; "
+                "resumable, the cache a second run reuses), oracle.json (the unimportant mismatches per prompt).")
+    p.add_argument("--preset", default="smollm2-135m")
+    p.add_argument("--target")
+    p.add_argument("--draft")
+    p.add_argument("--task", default="autojudge_gsm8k_bundled")
+    p.add_argument("--limit", type=int, help="the first N docs (as lm_eval --limit N)")
+    p.add_argument("--max-new-tokens", type=int, help="default: the task's max_gen_toks")
+    p.add_argument("--answer", choices=("strict", "flexible"), default="strict",
+                   help="GSM8K answer extraction of the equivalence (strict: 'The final answer is N')")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", type=Path, required=True)
+
+
+def main(args) -> int:
+    from .models import load_pair, pair_config
+
+    config = pair_config(args.preset, args.target, args.draft)
+    pair = load_pair(config.target, config.draft, device=args.device)
+    path = make_oracle(pair, args.task, args.out, args.limit, args.max_new_tokens, args.answer == "flexible")
+    oracle = load_oracle(path)
+    print(f"wrote {path}: {len(oracle.table)} prompts, {sum(map(len, oracle.table.values()))} unimportant mismatches")
+    return 0
