@@ -298,9 +298,17 @@ def wrap_stdio(source):
         return source
 
 
-def disable_like_lcb():
+def disable_like_lcb(source):
+    """LiveCodeBench's reliability guard. Its process has numpy imported before the guard, so a
+    program that names numpy gets it imported first here too (numpy's import needs os.putenv)."""
     import shutil  # noqa: F401 -- imported so that its functions can be disabled
     import subprocess  # noqa: F401
+
+    if "numpy" in source:
+        try:
+            import numpy  # noqa: F401
+        except ImportError:
+            pass
 
     os.environ["OMP_NUM_THREADS"] = "1"
     for module, names in DISABLED.items():
@@ -478,7 +486,7 @@ def main():
     if setup["guard"] is not None:
         install_guard(setup["guard"])
     signal.signal(signal.SIGALRM, on_alarm)
-    disable_like_lcb()
+    disable_like_lcb(setup["program"])
     runner = LcbRunner(setup, channel)
     problem = runner.prepare()
     channel.send(**(problem or {"ready": True}))
