@@ -356,14 +356,25 @@ class Grader:
         deadline = time.monotonic() + cap
         limits = self._limits(cap)
         box = Sandbox(level, limits, self.python, self.tmp_root)
-        verdict = None
         try:
-            verdict = self._session(box, program, fn_name, tests, expected, deadline, limits.cpu_seconds, cap)
+            verdict = self._limited(box, self._session(box, program, fn_name, tests, expected, deadline,
+                                                       limits.cpu_seconds, cap))
         finally:
             problem = box.close()
         if verdict.status == "lost":
             verdict = self._lost(box, verdict)
         return replace(verdict, message=f"{verdict.message}; cleanup: {problem}" if problem else verdict.message)
+
+    @staticmethod
+    def _limited(box: Sandbox, verdict: Verdict) -> Verdict:
+        """A failure caused by the sandbox's memory or process cap is reported as that."""
+        if verdict.passed or verdict.status not in ("lost", "runtime_error", "time_limit_exceeded"):
+            return verdict
+        if box.memory_exceeded():
+            return replace(verdict, status="memory_limit_exceeded", message=f"memory cap reached; {verdict.message}")
+        if box.processes_exceeded():
+            return replace(verdict, status="process_limit_exceeded", message=f"process cap reached; {verdict.message}")
+        return verdict
 
     def _session(self, box: Sandbox, program: str, fn_name: str | None, tests: list[Test], expected, deadline: float,
                  cpu_seconds: int, cap: float, first: int = 0) -> Verdict:
@@ -453,8 +464,8 @@ class Grader:
             deadline = min(overall, time.monotonic() + self.timeout)
             box = Sandbox(level, limits, self.python, self.tmp_root)
             try:
-                verdict = self._session(box, program, fn_name, [test], [test.output], deadline, limits.cpu_seconds,
-                                        self.timeout, first=index)
+                verdict = self._limited(box, self._session(box, program, fn_name, [test], [test.output], deadline,
+                                                           limits.cpu_seconds, self.timeout, first=index))
             finally:
                 problem = box.close()
             if verdict.status == "lost":

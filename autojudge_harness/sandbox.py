@@ -118,7 +118,8 @@ def bwrap_command(python: str, limits: Limits, info_fd: int, fds: tuple[int, int
 
 
 # Runs inside the new namespaces (as the namespace's root): builds the sandbox's root on a tmpfs at
-# $1, then chroots into it and drops every capability before starting the driver.
+# $1, then chroots into it and drops every capability; a shell stays the namespace's init (PID 1,
+# which ignores signals it has no handler for) and the driver runs as its child.
 UNSHARE_SETUP = r"""
 set -eu
 R=$1; DRIVER=$2; SIZE=$3; INODES=$4; PY=$5; FDIN=$6; FDOUT=$7; shift 7
@@ -141,7 +142,7 @@ mount -t proc -o nosuid,nodev,noexec proc "$R/proc"
 mount -o remount,ro "$R"
 cd "$R"
 exec /usr/sbin/chroot "$R" /usr/bin/setpriv --no-new-privs --inh-caps=-all --bounding-set=-all -- \
-  /bin/sh -c 'cd /work && exec "$@"' sh "$PY" -I -S /sandbox/driver.py "$FDIN" "$FDOUT"
+  /bin/sh -c 'cd /work && "$@" & wait $!' sh "$PY" -I -S /sandbox/driver.py "$FDIN" "$FDOUT"
 """
 
 
@@ -150,7 +151,7 @@ def unshare_command(python: str, limits: Limits, root: str, fds: tuple[int, int]
     links = []
     for path, target in _root_links():
         links += ["link", path, target] if target is not None else ["dir", path, "-"]
-    inodes = str(max(1000, limits.disk_mb * 64))
+    inodes = str(max(4096, limits.disk_mb * 1024))
     return ([shutil.which("unshare") or "unshare", "--user", "--map-root-user", "--pid", "--fork", "--kill-child",
              "--mount", "--net", "--ipc", "--uts", "--cgroup", "--propagation", "private", "--", "/bin/sh", "-c",
              UNSHARE_SETUP, "sh", root, str(DRIVER), str(limits.disk_mb << 20), inodes, python, str(fds[0]),
@@ -219,6 +220,15 @@ class Cgroup:
                 return int(events.get("oom_kill", 0)) > 0 or int(events.get("oom", 0)) > 0
             return int((self.dirs[0] / "memory.failcnt").read_text()) > 0
         except (OSError, ValueError, IndexError):
+            return False
+
+    def processes_exceeded(self) -> bool:
+        """Whether a fork was refused at the process cap."""
+        group = self.dirs[0] if self.version == 2 else self.dirs[-1]
+        try:
+            events = dict(line.split() for line in (group / "pids.events").read_text().splitlines())
+            return int(events.get("max", 0)) > 0
+        except (OSError, ValueError):
             return False
 
     def kill(self, budget_s: float = 5.0) -> None:
@@ -388,7 +398,8 @@ class Sandbox:
 
     def __init__(self, isolation: str, limits: Limits, python: str, tmp_root: str | None = None):
         self.isolation, self.limits = isolation, limits
-        self.cgroup = Cgroup.create((limits.memory_mb + 2 * limits.disk_mb) << 20, limits.processes) \
+        # the cgroup also holds the launcher (bwrap or unshare), the namespace's init and the driver
+        self.cgroup = Cgroup.create((limits.memory_mb + 2 * limits.disk_mb) << 20, limits.processes + 3) \
             if isolation != "guard" else None
         self.host_dir = Path(tempfile.mkdtemp(prefix="autojudge-sandbox-", dir=tmp_root))
         self.token = f"AUTOJUDGE_SANDBOX_{uuid.uuid4().hex}"
@@ -538,6 +549,9 @@ class Sandbox:
 
     def memory_exceeded(self) -> bool:
         return self.cgroup is not None and self.cgroup.memory_exceeded()
+
+    def processes_exceeded(self) -> bool:
+        return self._too_many or (self.cgroup is not None and self.cgroup.processes_exceeded())
 
     # -- teardown --
 
