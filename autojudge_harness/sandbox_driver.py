@@ -186,12 +186,12 @@ def install_guard(workdir):
     """Audit hook: deny process creation, signals, sockets, ctypes, limit changes, and any
     filesystem change (open for writing, remove, rename, ...) outside ``workdir``."""
     root = os.path.realpath(workdir)
-    deny = PermissionError
+    deny, getcwd = PermissionError, os.getcwd
 
     def inside(path):
         if isinstance(path, int):  # an already open descriptor (stdin/stdout, or one opened here)
             return True
-        real = os.path.realpath(os.fsdecode(path))
+        real = os.path.realpath(os.path.join(getcwd(), os.fsdecode(path)))  # os.getcwd may be disabled later
         return real == root or real.startswith(root + os.sep) or real == os.devnull
 
     def hook(event, args):
