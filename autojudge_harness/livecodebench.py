@@ -13,7 +13,9 @@ call-based problems). Sources:
 Private tests are decoded by ``decode_private_tests`` with an unpickler that refuses every class
 and function (``find_class`` always raises): only plain data (str, int, float, bool, None, list,
 dict, tuple, bytes) can come out, so a payload that would run code is rejected before anything
-runs. The decompressed size is capped too.
+runs. What it may build is bounded before it is built (``MAX_DECOMPRESSED_BYTES``,
+``MAX_PICKLE_ELEMENTS``, ``MAX_JSON_CONTAINERS``), and every failure (bad base64/zlib/UTF-8,
+recursion, huge integers) is a ValueError naming the problem and the column.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import base64
 import io
 import json
 import pickle
+import pickletools
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +42,14 @@ RELEASE_FILES = {f"release_v{i}": _FILES[:i] for i in range(1, 7)} | {"release_l
 COLUMNS = ("question_title", "question_content", "platform", "question_id", "contest_id", "contest_date",
            "starter_code", "difficulty", "public_test_cases", "private_test_cases", "metadata")
 MAX_DECOMPRESSED_BYTES = 1 << 30
+# What a pickle or JSON text may build, checked before it is built: pickle opcodes that make or
+# reference an object (the hub's payload uses 1), and JSON containers ("[" / "{" characters, an
+# upper bound). JSON nesting is bounded by Python's recursion limit (reported as an error).
+MAX_PICKLE_ELEMENTS = 1_000_000
+MAX_JSON_CONTAINERS = 5_000_000
+# Opcodes that build or reference nothing.
+_FRAMING_OPCODES = frozenset({"PROTO", "FRAME", "STOP", "MARK", "POP", "POP_MARK", "MEMOIZE", "PUT", "BINPUT",
+                              "LONG_BINPUT"})
 
 # LiveCodeBench's generic instruct format (lcb_runner/prompts/code_generation.py): this system
 # message plus the user turn built by ``question_prompt``.
@@ -64,9 +75,34 @@ class _PlainDataUnpickler(pickle.Unpickler):
         raise UnsafePickleError("refusing a pickle with persistent ids: LiveCodeBench test data must be plain data")
 
 
-def load_plain_pickle(data: bytes):
-    """Unpickle ``data`` admitting only plain data; UnsafePickleError for anything else."""
+def load_plain_pickle(data: bytes, max_elements: int | None = None):
+    """Unpickle ``data`` admitting only plain data; UnsafePickleError for anything else. The opcodes
+    are counted first (nothing is built): more than ``max_elements`` (default
+    ``MAX_PICKLE_ELEMENTS``) object-making or -referencing opcodes is a ValueError."""
+    limit = MAX_PICKLE_ELEMENTS if max_elements is None else max_elements
+    count = 0
+    for opcode, _arg, _pos in pickletools.genops(data):
+        if opcode.name not in _FRAMING_OPCODES:
+            count += 1
+            if count > limit:
+                raise ValueError(f"the pickle builds more than {limit} objects")
     return _PlainDataUnpickler(io.BytesIO(data)).load()
+
+
+def _json(text: str, where: str, what: str):
+    """``json.loads(text)`` with every failure (syntax, nesting, huge integers) a ValueError naming
+    ``where``; more than ``MAX_JSON_CONTAINERS`` brackets is refused before parsing."""
+    containers = text.count("[") + text.count("{")
+    if containers > MAX_JSON_CONTAINERS:
+        raise ValueError(f"{where}: {what} has {containers} JSON containers (limit {MAX_JSON_CONTAINERS})")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{where}: {what} is not JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
+    except RecursionError:
+        raise ValueError(f"{where}: {what} is JSON nested too deeply") from None
+    except ValueError as err:  # e.g. an integer over sys.get_int_max_str_digits()
+        raise ValueError(f"{where}: {what}: {err}") from None
 
 
 def encode_private_tests(tests: Iterable[dict]) -> str:
@@ -88,10 +124,8 @@ def _test_list(value, where: str) -> list[dict]:
 def decode_private_tests(encoded: str, where: str = "private_test_cases") -> list[dict]:
     """Private tests as [{"input", "output", "testtype"}]: plain JSON text, or the hub's
     base64 + zlib + pickle encoding of it, unpickled with ``load_plain_pickle`` (refuses code)."""
-    try:
-        return _test_list(json.loads(encoded), where)
-    except json.JSONDecodeError:
-        pass
+    if encoded.lstrip()[:1] in ("[", "{"):
+        return _test_list(_json(encoded, where, "the tests"), where)
     try:
         compressed = base64.b64decode(encoded.encode("ascii"), validate=True)
         inflater = zlib.decompressobj()
@@ -104,16 +138,16 @@ def decode_private_tests(encoded: str, where: str = "private_test_cases") -> lis
         text = load_plain_pickle(raw)
     except UnsafePickleError as err:
         raise UnsafePickleError(f"{where}: {err}") from None
-    except Exception as err:  # a corrupt pickle raises many types (UnpicklingError, EOFError, ...)
+    except Exception as err:  # noqa: BLE001 -- a corrupt pickle raises many types (UnpicklingError, EOFError, ...)
         raise ValueError(f"{where}: corrupt pickled tests ({type(err).__name__}: {err})") from None
     if isinstance(text, bytes):
-        text = text.decode("utf-8")
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{where}: pickled tests are not UTF-8 ({err.reason} at byte {err.start})") from None
     if not isinstance(text, str):
         raise ValueError(f"{where}: pickled tests must be JSON text, got {type(text).__name__}")
-    try:
-        return _test_list(json.loads(text), where)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{where}: pickled tests are not JSON ({err.msg})") from None
+    return _test_list(_json(text, where, "the pickled tests"), where)
 
 
 @dataclass(frozen=True)
@@ -156,11 +190,8 @@ def problem_from_row(row: dict, where: str = "row") -> Problem:
     for column in COLUMNS:
         if not isinstance(row[column], str):
             raise ValueError(f"{where}: column {column!r} must be a string, got {type(row[column]).__name__}")
-    try:
-        public = _test_list(json.loads(row["public_test_cases"]), f"{where}: public_test_cases")
-        metadata = json.loads(row["metadata"])
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{where}: invalid JSON in public_test_cases or metadata ({err.msg})") from None
+    public = _test_list(_json(row["public_test_cases"], where, "public_test_cases"), f"{where}: public_test_cases")
+    metadata = _json(row["metadata"], where, "metadata")
     if not isinstance(metadata, dict):
         raise ValueError(f"{where}: metadata must be a JSON object")
     fn_name = metadata.get("func_name")

@@ -1,31 +1,158 @@
-"""Runs ONE test of an untrusted program; started by ``autojudge_harness.grading`` as
-``python -I -B sandbox_driver.py SPEC.json`` in a fresh process (its own session), never imported.
+"""Runs one untrusted program for ``autojudge_harness.grading``, inside the sandbox
+(``autojudge_harness.sandbox``): started as ``python -I -S sandbox_driver.py``, never imported by the
+grader. Standard library only.
 
-Standard library only. Order matters: limits first, then the result file is opened (it lies
-outside the working directory), then the LiveCodeBench prelude is imported, then the in-process
-guard (an audit hook, which cannot be removed) is installed, and only then is the program run.
+Protocol: newline-delimited JSON over two pipes, whose fds are the driver's two arguments (the
+grader's messages, this driver's replies). ``{"probe": true}`` is answered ``{"probe": "ok"}``.
+1. grader: ``{"setup": {...}}`` -- semantics ("lcb" | "intent"), kind ("stdio" | "call"), program,
+   fn_name, timeout (s), limits {memory_bytes, cpu_seconds, file_bytes, processes}, output_bytes,
+   int_max_str_digits, sys_path (extra import paths), guard (a working directory: install the
+   in-process audit-hook guard, for the unisolated mode), stdout_file (intent mode).
+2. driver: ``{"ready": true}`` or a failure ``{"status": ..., "message": ...}``.
+3. grader: ``{"test": INPUT}``; driver: ``{"output": TEXT}`` (stdio), ``{"value": TOKENS}`` (call,
+   lcb: the typed encoding of ``encode_value``), ``{"json": TEXT}`` (call, intent) or a failure.
+   Repeated until the grader stops sending (lcb) or after one test (intent).
+Failure statuses: compile_error, runtime_error, time_limit_exceeded, memory_limit_exceeded,
+output_limit_exceeded. Outputs are compared by the grader; expected outputs never enter here.
 
-SPEC keys: mode ("stdio" | "call"), program (path), workdir, result (path, call mode), fn_name and
-args (call mode: the test input, JSON values one per line), memory_bytes, cpu_seconds,
-file_bytes, guard (bool).
-
-Exit codes: 0 ran to the end (stdio: the output is in stdout; call: the JSON return value is in
-the result file), 1 runtime error, 2 compile error, 3 MemoryError, 4 the requested function is
-missing or its return value is not JSON-serialisable.
+Semantics "lcb" is LiveCodeBench's runner (lcb_runner/evaluation/testing_util.py), reimplemented:
+the import prelude and ``sys.setrecursionlimit(50000)``; a module named ``tmp_sol``; call-based:
+``Solution()`` when the text ``class Solution`` occurs, one instance for all tests, a tuple result
+becomes a list; stdin/stdout: a last ``if __name__ == '__main__':`` block unwrapped, every
+non-import top-level statement moved into ``wrapped_function``, called once per test with
+``sys.stdin`` replaced by ``MockStdin``, the original stdin object's read/readline/readlines and
+``builtins.open`` patched, ``sys.stdout`` captured (``SystemExit`` ends the test normally); a
+per-test SIGALRM that raises ``TimeoutException`` in the program (after printing LiveCodeBench's
+message); its reliability guard's disabled functions (``os.kill``, ``os.getcwd``, ``quit``, ...).
+Semantics "intent" runs the program as ``__main__`` with the real stdin/stdout (one process per
+test) and compares call results after a JSON round trip.
 """
 
+import ast
+import builtins
+import io
 import json
 import os
 import resource
+import signal
 import sys
 import traceback
+import types
 
-RUNTIME_ERROR, COMPILE_ERROR, MEMORY_ERROR, BAD_CALL = 1, 2, 3, 4
-
-# The names LiveCodeBench's runner makes available to every program (lcb_runner's import prelude):
-# star imports of these modules plus the modules themselves.
 PRELUDE_MODULES = ("string", "re", "datetime", "collections", "heapq", "bisect", "copy", "math", "random",
                    "statistics", "itertools", "functools", "operator", "io", "sys", "json", "builtins", "typing")
+# LiveCodeBench's prelude: star imports of every module above, plain imports of all but the last two.
+PRELUDE = ("".join(f"from {m} import *\n" for m in PRELUDE_MODULES)
+           + "".join(f"import {m}\n" for m in PRELUDE_MODULES[:-2]) + "sys.setrecursionlimit(50000)\n")
+TIMEOUT_MESSAGE = "timeout occured: alarm went off"  # (sic) LiveCodeBench's handler prints this to stdout
+# What LiveCodeBench's reliability guard sets to None before running a program.
+DISABLED = {"os": ("kill", "system", "putenv", "remove", "removedirs", "rmdir", "fchdir", "setuid", "fork", "forkpty",
+                   "killpg", "rename", "renames", "truncate", "replace", "unlink", "fchmod", "fchown", "chmod", "chown",
+                   "chroot", "lchflags", "lchmod", "lchown", "getcwd", "chdir"),
+            "shutil": ("rmtree", "move", "chown"), "subprocess": ("Popen",), "builtins": ("quit", "help")}
+BLOCKED_MODULES = ("ipdb", "joblib", "resource", "psutil", "tkinter")
+
+
+class TimeoutException(Exception):
+    """Raised in the program by the per-test alarm (lcb semantics)."""
+
+
+class OutputLimit(BaseException):
+    """Raised by ``Capture.write`` once the output cap is reached."""
+
+
+class Capture(io.StringIO):
+    """The captured ``sys.stdout`` of one test, capped at ``limit`` characters. As in LiveCodeBench,
+    ``close()`` without an argument fails (TypeError) and with one does nothing."""
+
+    def __init__(self, limit):
+        super().__init__()
+        self.limit, self.overflow = limit, False
+
+    def write(self, text):
+        if self.tell() + len(text) > self.limit:
+            self.overflow = True
+            raise OutputLimit("output limit reached")
+        return super().write(text)
+
+    def close(self, _unused):
+        return 1
+
+
+class MockBuffer:
+    """``sys.stdin.buffer`` during a test: ``read`` gives all input bytes, ``readline`` the first line."""
+
+    def __init__(self, text):
+        self.data = text.encode("utf-8")
+
+    def read(self, *_args):
+        return self.data
+
+    def readline(self, *_args):
+        return self.data.split(b"\n")[0] + b"\n"
+
+
+class MockStdin:
+    """``sys.stdin`` during a test (lcb semantics): ``read`` gives the whole input, ``readline`` the
+    next line (with its newline), ``readlines`` the input split on "\\n"; not iterable; other
+    attributes come from a StringIO of the input."""
+
+    def __init__(self, text):
+        self.text, self.stream, self.buffer = text, io.StringIO(text), MockBuffer(text)
+
+    def read(self, *_args):
+        return self.text
+
+    def readline(self, *args):
+        return self.stream.readline(*args)
+
+    def readlines(self, *_args):
+        return self.text.split("\n")
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+class Channel:
+    """The grader's messages and this driver's replies (the pipes' fds are the arguments)."""
+
+    def __init__(self, fd_in, fd_out):
+        for fd in (fd_in, fd_out):
+            os.set_inheritable(fd, False)
+        self.reader, self.writer, self.dumps = os.fdopen(fd_in, "rb"), os.fdopen(fd_out, "wb"), json.dumps
+
+    def receive(self):
+        line = self.reader.readline()
+        return json.loads(line) if line else None
+
+    def send(self, **message):
+        self.writer.write(self.dumps(message).encode("utf-8") + b"\n")
+        self.writer.flush()
+
+
+def set_limits(limits):
+    for which, value in ((resource.RLIMIT_AS, limits["memory_bytes"]), (resource.RLIMIT_FSIZE, limits["file_bytes"]),
+                         (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NPROC, limits["processes"])):
+        resource.setrlimit(which, (value, value))
+    resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu_seconds"], limits["cpu_seconds"] + 1))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writing past the file-size cap fails instead of killing
+
+
+def failure(status, limit=4000):
+    return {"status": status, "message": traceback.format_exc(limit=6)[-limit:]}
+
+
+def classify(err):
+    if isinstance(err, TimeoutException):
+        return "time_limit_exceeded"
+    if isinstance(err, MemoryError):
+        return "memory_limit_exceeded"
+    if isinstance(err, OutputLimit):
+        return "output_limit_exceeded"
+    return "compile_error" if isinstance(err, SyntaxError) else "runtime_error"
+
+
+# -- the in-process guard (only where no kernel isolation is used) -----------------------------------------
 
 # Audit events that are refused outright: process creation and signalling, foreign code, sockets,
 # raising resource limits.
@@ -59,12 +186,12 @@ def install_guard(workdir):
     """Audit hook: deny process creation, signals, sockets, ctypes, limit changes, and any
     filesystem change (open for writing, remove, rename, ...) outside ``workdir``."""
     root = os.path.realpath(workdir)
-    deny = PermissionError
+    deny, getcwd = PermissionError, os.getcwd
 
     def inside(path):
         if isinstance(path, int):  # an already open descriptor (stdin/stdout, or one opened here)
             return True
-        real = os.path.realpath(os.fsdecode(path))
+        real = os.path.realpath(os.path.join(getcwd(), os.fsdecode(path)))  # os.getcwd may be disabled later
         return real == root or real.startswith(root + os.sep) or real == os.devnull
 
     def hook(event, args):
@@ -94,61 +221,284 @@ def install_guard(workdir):
     sys.addaudithook(hook)
 
 
-def fail(code, message):
+# -- the typed encoding of call results (lcb semantics) ---------------------------------------------------
+
+
+def encode_value(value, max_tokens):
+    """A flat token list for ``value`` that the grader rebuilds for Python ``==`` against the expected
+    JSON value (``grading.decode_value``), without recursion: None, bool, int, float, complex, str,
+    bytes, list, tuple, dict, set/frozenset, Decimal, Fraction (subclasses as their base; numpy
+    scalars as ``.item()``; numpy arrays as ["A"] + their list) and ["O", type name] for anything
+    else. ValueError past ``max_tokens`` tokens (e.g. a cyclic list)."""
+    tokens, stack = [], [value]
+    while stack:
+        if len(tokens) > max_tokens:
+            raise ValueError(f"the return value has more than {max_tokens} elements")
+        x = stack.pop()
+        kind = type(x)
+        module = getattr(kind, "__module__", "")
+        if x is None:
+            tokens.append(["N"])
+        elif isinstance(x, bool):
+            tokens.append(["B", int(x)])
+        elif isinstance(x, int):
+            tokens.append(["I", hex(int(x))])
+        elif isinstance(x, float):
+            tokens.append(["F", float(x).hex()])
+        elif isinstance(x, complex):
+            tokens.append(["C", x.real.hex(), x.imag.hex()])
+        elif isinstance(x, str):
+            tokens.append(["S", str(x)])
+        elif isinstance(x, (bytes, bytearray)):
+            tokens.append(["Y", bytes(x).decode("latin-1")])
+        elif isinstance(x, (list, tuple)):
+            tokens.append(["L" if isinstance(x, list) else "T", len(x)])
+            stack.extend(reversed(list(x)))
+        elif isinstance(x, dict):
+            items = list(x.items())
+            tokens.append(["D", len(items)])
+            stack.extend(element for pair in reversed(items) for element in reversed(pair))
+        elif isinstance(x, (set, frozenset)):
+            tokens.append(["E", len(x)])
+            stack.extend(list(x))
+        elif module == "decimal" and kind.__name__ == "Decimal":
+            tokens.append(["M", str(x)])
+        elif module == "fractions" and kind.__name__ == "Fraction":
+            tokens.append(["Q", hex(x.numerator), hex(x.denominator)])
+        elif module.startswith("numpy") and kind.__name__ == "ndarray":
+            tokens.append(["A"])
+            stack.append(x.tolist())
+        elif module.startswith("numpy") and hasattr(x, "item"):
+            stack.append(x.item())
+        else:
+            tokens.append(["O", f"{module}.{kind.__qualname__}"])
+    return tokens
+
+
+# -- lcb semantics -----------------------------------------------------------------------------------------
+
+
+def wrap_stdio(source):
+    """LiveCodeBench's transformation of a stdin/stdout program: the prelude, the top-level imports,
+    then everything else as the body of ``wrapped_function`` (a last ``if __name__ == '__main__':``
+    block unwrapped first). Unparsable source comes back unchanged (and fails to compile)."""
     try:
-        sys.stderr.write(message)
-        sys.stderr.flush()
-    finally:
-        os._exit(code)
+        body = ast.parse(source).body
+    except Exception:  # noqa: BLE001 -- SyntaxError, ValueError (NUL bytes), RecursionError, ...
+        return source
+    if body and isinstance(body[-1], ast.If) and ast.unparse(body[-1].test).strip() == "__name__ == '__main__'":
+        body = body[:-1] + body[-1].body
+    try:
+        imports = [s for s in body if isinstance(s, (ast.Import, ast.ImportFrom))]
+        function = ast.FunctionDef(name="wrapped_function", args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[],
+                                   kw_defaults=[], defaults=[]), body=[s for s in body if s not in imports],
+                                   decorator_list=[], lineno=-1)
+        return PRELUDE + "\n" + ast.unparse(imports) + "\n" + ast.unparse(function)
+    except Exception:  # noqa: BLE001 -- unparse failures: LiveCodeBench keeps the source then
+        return source
+
+
+def disable_like_lcb(source):
+    """LiveCodeBench's reliability guard. Its process has numpy imported before the guard, so a
+    program that names numpy gets it imported first here too (numpy's import needs os.putenv)."""
+    import shutil  # noqa: F401 -- imported so that its functions can be disabled
+    import subprocess  # noqa: F401
+
+    if "numpy" in source:
+        try:
+            import numpy  # noqa: F401
+        except ImportError:
+            pass
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    for module, names in DISABLED.items():
+        for name in names:
+            setattr(sys.modules[module], name, None)
+    for name in BLOCKED_MODULES:
+        sys.modules[name] = None
+
+
+class LcbRunner:
+    """One program under LiveCodeBench's semantics; ``prepare`` once, then ``run`` per test."""
+
+    def __init__(self, setup, channel):
+        self.setup, self.channel, self.call = setup, channel, setup["kind"] == "call"
+        self.timeout, self.output_bytes = setup["timeout"], setup["output_bytes"]
+        self.function = None
+
+    def arm(self):
+        signal.setitimer(signal.ITIMER_REAL, self.timeout)
+
+    @staticmethod
+    def disarm():
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+    def prepare(self):
+        source = self.setup["program"]
+        code = PRELUDE + "\n\n" + source if self.call else wrap_stdio(source)
+        module = types.ModuleType("tmp_sol", "")
+        try:
+            self.arm()
+            try:
+                exec(code, module.__dict__)
+                owner = module.Solution() if "class Solution" in code else module
+            finally:
+                self.disarm()
+            name = self.setup["fn_name"] if self.call else "wrapped_function"
+            self.function = getattr(owner, name, None)
+            if self.function is None:
+                return {"status": "runtime_error", "message": f"the program defines no {name!r}"
+                        + (" in class Solution" if owner is not module else "")}
+        except BaseException as err:  # noqa: B036 -- whatever the program raises is its failure
+            return failure(classify(err))
+        return None
+
+    def run(self, text):
+        return self.run_call(text) if self.call else self.run_stdio(text)
+
+    def run_call(self, text):
+        try:
+            args = [json.loads(line) for line in text.split("\n")]
+        except ValueError as err:
+            return {"status": "runtime_error", "message": f"test input is not JSON, one value per line: {err}"}
+        try:
+            self.arm()
+            try:
+                value = self.function(*args)
+            finally:
+                self.disarm()
+            if isinstance(value, tuple):
+                value = list(value)
+            return {"value": encode_value(value, max(1000, self.output_bytes // 8))}
+        except BaseException as err:  # noqa: B036
+            return failure(classify(err))
+
+    def run_stdio(self, text):
+        from unittest import mock
+
+        capture, stdout, lines = Capture(self.output_bytes), sys.stdout, iter(text.split("\n"))
+        real_stdin = sys.stdin
+        patches = [mock.patch.object(real_stdin, "read", lambda *_a: text),
+                   mock.patch.object(real_stdin, "readlines", lambda *_a: text.split("\n")),
+                   mock.patch.object(real_stdin, "readline", lambda *_a: next(lines)),
+                   mock.patch.object(sys, "stdin", MockStdin(text)),
+                   mock.patch.object(builtins, "open", mock.mock_open(read_data=text))]
+        sys.stdout = capture
+        try:
+            for patch in patches:
+                patch.start()
+            self.arm()
+            try:
+                self.function()
+            except SystemExit:
+                pass
+            finally:
+                self.disarm()
+        except BaseException as err:  # noqa: B036
+            return failure("output_limit_exceeded" if capture.overflow else classify(err))
+        finally:
+            sys.stdout = stdout
+            for patch in reversed(patches):
+                try:
+                    patch.stop()
+                except RuntimeError:  # not started (a failure while starting the patches)
+                    pass
+        if capture.overflow:
+            return {"status": "output_limit_exceeded", "message": f"more than {self.output_bytes} characters"}
+        return {"output": capture.getvalue()}
+
+
+def on_alarm(_signum, _frame):
+    print(TIMEOUT_MESSAGE)
+    raise TimeoutException
+
+
+# -- intent semantics --------------------------------------------------------------------------------------
+
+
+def redirect_intent(setup, text):
+    """Intent semantics, before the guard: stdin becomes the test input, stdout ``stdout_file``."""
+    if setup["kind"] == "call":
+        return
+    path = setup["stdout_file"]
+    with open(path + ".in", "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.dup2(os.open(path + ".in", os.O_RDONLY), 0)
+    os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 1)
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="replace")
+
+
+def run_intent(setup, text):
+    """The program as ``__main__`` on one test (stdio redirected by ``redirect_intent``)."""
+    namespace = {"__name__": "__main__", "__builtins__": builtins}
+    exec(PRELUDE, namespace)
+    call = setup["kind"] == "call"
+    try:
+        code = compile(setup["program"], "solution.py", "exec")
+    except BaseException:  # noqa: B036 -- SyntaxError, ValueError, RecursionError, MemoryError
+        return failure("compile_error")
+    try:
+        if call:
+            args = [json.loads(line) for line in text.split("\n")]
+        exec(code, namespace)
+        if call:
+            name = setup["fn_name"]
+            owner = namespace["Solution"]() if "Solution" in namespace else None
+            function = getattr(owner, name, None) if owner is not None else namespace.get(name)
+            if not callable(function):
+                return {"status": "runtime_error", "message": f"the program defines no function {name!r}"}
+            value = function(*args)
+            return {"json": json.dumps(list(value) if isinstance(value, tuple) else value)}
+    except SystemExit:
+        pass
+    except BaseException as err:  # noqa: B036
+        return failure("output_limit_exceeded" if os.fstat(1).st_size >= setup["output_bytes"] else classify(err))
+    try:
+        sys.stdout.flush()
+    except OSError:
+        pass
+    size = os.fstat(1).st_size
+    if size >= setup["output_bytes"]:
+        return {"status": "output_limit_exceeded", "message": f"output reached {size} bytes"}
+    with open(setup["stdout_file"], "rb") as fh:
+        return {"output": fh.read().decode("utf-8", "replace")}
 
 
 def main():
-    with open(sys.argv[1], encoding="utf-8") as fh:
-        spec = json.load(fh)
-    set_limits(spec)
-    sys.set_int_max_str_digits(0)  # lcb_runner raises the limit too: huge integers print and parse
-    result_file = open(spec["result"], "w", encoding="utf-8") if spec["mode"] == "call" else None
-    with open(spec["program"], encoding="utf-8") as fh:
-        source = fh.read()
-    namespace = {"__name__": "__main__", "__builtins__": __builtins__}
-    exec("".join(f"from {m} import *\nimport {m}\n" for m in PRELUDE_MODULES), namespace)
-    sys.setrecursionlimit(50000)
-    if spec["guard"]:
-        install_guard(spec["workdir"])
-    try:
-        code = compile(source, "solution.py", "exec")
-    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
-        fail(COMPILE_ERROR, traceback.format_exc(limit=2))
-    try:
-        if spec["mode"] == "stdio":
-            try:
-                exec(code, namespace)
-            except SystemExit:  # lcb_runner treats exit() in a stdin/stdout program as a normal end
-                pass
-            sys.stdout.flush()
+    channel = Channel(int(sys.argv[1]), int(sys.argv[2]))
+    message = channel.receive()
+    if message.get("probe"):
+        channel.send(probe="ok")
+        return
+    setup = message["setup"]
+    set_limits(setup["limits"])
+    sys.path.extend(p for p in setup["sys_path"] if os.path.isdir(p))
+    sys.set_int_max_str_digits(setup["int_max_str_digits"])
+    if setup["semantics"] == "intent":
+        channel.send(ready=True)
+        text = channel.receive()["test"]
+        redirect_intent(setup, text)
+        if setup["guard"] is not None:
+            install_guard(setup["guard"])
+        channel.send(**run_intent(setup, text))
+        return
+    if setup["guard"] is not None:
+        install_guard(setup["guard"])
+    signal.signal(signal.SIGALRM, on_alarm)
+    disable_like_lcb(setup["program"])
+    runner = LcbRunner(setup, channel)
+    problem = runner.prepare()
+    channel.send(**(problem or {"ready": True}))
+    while problem is None:
+        message = channel.receive()
+        if message is None:
             return
-        exec(code, namespace)
-        name = spec["fn_name"]
-        owner = namespace["Solution"]() if "class Solution" in source and "Solution" in namespace else None
-        function = getattr(owner, name, None) if owner is not None else namespace.get(name)
-        if not callable(function):
-            fail(BAD_CALL, f"the program defines no function {name!r}"
-                 + (" in class Solution" if owner is not None else ""))
-        args = [json.loads(line) for line in spec["args"].split("\n")]
-        value = function(*args)
-        if isinstance(value, tuple):  # as lcb_runner: a tuple answers a list
-            value = list(value)
-        try:
-            text = json.dumps(value)
-        except (TypeError, ValueError) as err:
-            fail(BAD_CALL, f"return value is not JSON data: {err}")
-        result_file.write(text)
-        result_file.flush()
-    except MemoryError:
-        fail(MEMORY_ERROR, "MemoryError")
-    except BaseException:  # noqa: B036 -- any failure of the program (SystemExit in call mode too) is its error
-        fail(RUNTIME_ERROR, traceback.format_exc(limit=5)[-4000:])
+        reply = runner.run(message["test"])
+        channel.send(**reply)
+        problem = reply.get("status")
 
 
 if __name__ == "__main__":
     main()
+    os._exit(0)  # threads the program left running end here

@@ -201,6 +201,21 @@ def test_tasks_config_and_scoring(manager, tmp_path):
     scores = [task.process_results(inst.doc, [inst.filtered_resps["sandbox"]]) for inst in instances]
     assert scores == [{"pass@1": 1.0}, {"pass@1": 0.0}, {"pass@1": 0.0}]
     assert instances[2].filtered_resps["sandbox"]["status"] == "no_code"
+    logged = instances[0].filtered_resps["sandbox"]  # what --log_samples records
+    assert logged["isolation"] in ("bwrap", "unshare") and logged["semantics"] == "lcb"
+
+
+def test_task_grader_follows_the_environment(monkeypatch):
+    spec = importlib.util.spec_from_file_location("lcb_task_utils", TASKS / "livecodebench" / "utils.py")
+    utils = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(utils)
+    assert (utils.grader().isolation, utils.grader().semantics) == ("auto", "lcb")
+    monkeypatch.setenv("AUTOJUDGE_SANDBOX", "guard")
+    monkeypatch.setenv("AUTOJUDGE_LCB_SEMANTICS", "intent")
+    assert (utils.grader().isolation, utils.grader().semantics) == ("guard", "intent")
+    monkeypatch.setenv("AUTOJUDGE_SANDBOX", "docker")
+    with pytest.raises(ValueError, match="unknown isolation 'docker'"):
+        utils.grader()
 
 
 def test_real_task_reads_a_local_file(monkeypatch, tmp_path):

@@ -7,9 +7,18 @@ import os
 
 import datasets
 
+from autojudge_harness.grading import Grader
 from autojudge_harness.livecodebench import DEFAULT_RELEASE, doc_prompt, grade_docs, load_hub_rows, pass_at_1, read_lcb_jsonl
 
 JSONL_ENV = "AUTOJUDGE_LCB_JSONL"
+# The grader's isolation (auto | bwrap | unshare | guard: "guard" accepts running without kernel
+# isolation) and semantics (lcb | intent); each sample's logged verdict records both.
+SANDBOX_ENV, SEMANTICS_ENV = "AUTOJUDGE_SANDBOX", "AUTOJUDGE_LCB_SEMANTICS"
+
+
+def grader() -> Grader:
+    """The task's grader, configured by $AUTOJUDGE_SANDBOX and $AUTOJUDGE_LCB_SEMANTICS."""
+    return Grader(isolation=os.environ.get(SANDBOX_ENV) or "auto", semantics=os.environ.get(SEMANTICS_ENV) or "lcb")
 
 
 def load_dataset(release: str = DEFAULT_RELEASE, **_metadata) -> datasets.DatasetDict:
@@ -28,7 +37,7 @@ def doc_to_text(doc):
 
 def grade(resps, docs):
     """Filter: each response -> the sandbox verdict of its last fenced code block (parallel)."""
-    return grade_docs(resps, docs)
+    return grade_docs(resps, docs, grader())
 
 
 def process_results(doc, results):
