@@ -21,6 +21,8 @@ COMMANDS = {
     "bench decoding": ("autojudge_harness.bench.decoding:main",
                        "time decoding modes side by side on one loaded pair"),
     "bench mining": ("autojudge_harness.bench.mining:main", "labelled mismatches per minute of the miners"),
+    "bench grading": ("autojudge_harness.bench.grading:run",
+                      "LiveCodeBench grader: programs per second and hang bounds per isolation level"),
     "bench drafts": ("autojudge_harness.bench.drafts:main", "measure derived drafts; fit exit heads"),
     "tasks-path": (None, "print the installed lm-eval task folder (for lm_eval --include_path)"),
 }

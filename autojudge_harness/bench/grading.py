@@ -21,6 +21,8 @@ DEAF = "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Grading throughput (programs per second) and the time bound for hanging programs."
+    parser.epilog = "Reads: nothing (its own generated programs and tests). Writes: the table on stdout."
     parser.add_argument("--isolation", nargs="+", default=["auto"], choices=["auto", "bwrap", "unshare", "guard"])
     parser.add_argument("--semantics", nargs="+", default=["lcb"], choices=["lcb", "intent"])
     parser.add_argument("--programs", type=int, default=40, help="fast programs graded per row (default 40)")
