@@ -44,7 +44,7 @@ def test_configurations_and_random_judge(gpu_check, tiny_dir, tiny_draft_dir, tm
     assert modes["ours, threshold 0"]["additional_config"]["autojudge"]["threshold"] == 0.0
     assert modes["ours, threshold 2.0"]["additional_config"]["autojudge"]["threshold"] == 2.0
     assert modes["ours, top-3"]["additional_config"]["autojudge"] == {"judge": None, "threshold": None,
-                                                                      "accept_top_k": 3}
+                                                                      "accept_top_k": 3, "oracle": None, "end_guard": True}
 
 
 def test_checks_pass_and_fail(gpu_check):

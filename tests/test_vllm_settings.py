@@ -63,7 +63,8 @@ def test_engine_kwargs(tmp_path):
         "speculative_config": {"model": "meta-llama/Llama-3.2-1B-Instruct", "method": "draft_model",
                                "num_speculative_tokens": 32, "draft_tensor_parallel_size": 1},
         "worker_cls": "autojudge_harness.vllm_ext.worker.AutoJudgeWorker",
-        "additional_config": {"autojudge": {"judge": s.judge, "threshold": 0.4, "accept_top_k": None}},
+        "additional_config": {"autojudge": {"judge": s.judge, "threshold": 0.4, "accept_top_k": None, "oracle": None,
+                                            "end_guard": True}},
         "disable_log_stats": False,
     }
     json.dumps(kwargs)
