@@ -21,6 +21,7 @@ Examples::
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import statistics
 import sys
@@ -34,10 +35,8 @@ from tqdm import tqdm
 
 from .. import drafts
 from ..decoding import cache_argument
-from ..mining.pipeline import GSM8K_TASK
+from ..mining.pipeline import GSM8K_TASK, gsm8k_prompts
 from ..models import EMBEDDED_TARGET, load_causal_lm, load_tokenizer
-from ..prompts import TaskPrompts
-from ..resources import bundled_problems
 DEFAULT_CANDIDATES = [
     "layers:16", "layers:20", "layers:24", "layers:26", "layers:28", "layers:30",
     "layers:24+int8", "layers:30+int8", "layers:30+int8+int8lm", "layers:24+bf16", "layers:30+bf16",
@@ -59,15 +58,14 @@ def load_questions(path: Path, start: int, count: int) -> list[tuple[int, str]]:
     return out
 
 
+@functools.cache
+def _prompts():
+    return gsm8k_prompts()
+
+
 def prompt_ids(tokenizer, question: str) -> list[int]:
-    """The zero-shot GSM8K task's prompt for ``question`` (the one prompt builder)."""
-    global _PROMPTS
-    if _PROMPTS is None:
-        _PROMPTS = TaskPrompts(GSM8K_TASK, data_env={"AUTOJUDGE_GSM8K_JSONL": str(bundled_problems("gsm8k_bundled"))})
-    return _PROMPTS.token_ids(tokenizer, {"question": question, "answer": ""})
-
-
-_PROMPTS: TaskPrompts | None = None
+    """The zero-shot GSM8K task's prompt for ``question`` (mining's prompts, built once)."""
+    return _prompts().token_ids(tokenizer, {"question": question, "answer": ""})
 
 
 @torch.inference_mode()
