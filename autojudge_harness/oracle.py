@@ -82,14 +82,16 @@ def load_oracle(path: str | Path) -> Oracle:
 
 
 def make_oracle(pair, task: str, out_dir: str | Path, limit: int | None = None, max_new_tokens: int | None = None,
-                flexible: bool = False, progress: bool = True, data_env: dict | None = None) -> Path:
-    """Mine ``task``'s first ``limit`` evaluation docs (GSM8K-style tasks: question + answer) into
-    ``out_dir``/mined (resuming), then write ``out_dir``/oracle.json; returns its path."""
+                flexible: bool = False, progress: bool = True, data_env: dict | None = None,
+                include_path: str | Path | None = None, chat: bool = True) -> Path:
+    """Mine ``task``'s first ``limit`` evaluation docs (GSM8K-style tasks: question + answer; prompts
+    as ``TaskPrompts(task, include_path, data_env, chat)`` builds them, i.e. as lm-eval sends them)
+    into ``out_dir``/mined (resuming), then write ``out_dir``/oracle.json; returns its path."""
     from .mining.pipeline import mine_gsm8k
     from .mining.store import merge
     from .prompts import TaskPrompts
 
-    prompter = TaskPrompts(task, data_env=data_env)
+    prompter = TaskPrompts(task, include_path, data_env=data_env, chat=chat)
     docs = prompter.docs(limit)
     if not docs or "question" not in docs[0]:
         raise ValueError(f"the oracle supports GSM8K-style tasks (docs with a question and an answer); {task} is not")

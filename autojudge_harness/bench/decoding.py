@@ -3,8 +3,11 @@
 Modes: target-only greedy (transformers ``generate``), transformers assisted generation with the
 same draft (lossless anchor), our lossless speculative decoding, the judge at threshold 0 (same
 tokens as lossless: its extra time is the judge's overhead), AutoJudge with the judge's threshold
-(judge rows skipped when there is no judge file) and optionally the top-K baseline. Each prompt
-runs every mode in turn, so load changes on a shared machine hit all modes alike. Prints a
+(judge rows skipped when there is no judge file), optionally the top-K baseline and the perfect
+judge (``--oracle``, an ``autojudge oracle`` file for the same task). Each prompt runs every mode
+in turn, so load changes on a shared machine hit all modes alike. The speed figures are what a
+request costs, relative to our lossless decoding: target calls per request (hardware independent)
+and wall time per request; accepted draft tokens per cycle is the paper's figure. Prints a
 markdown table and writes JSON.
 
     autojudge bench decoding --preset smollm2-135m --task autojudge_gsm8k_bundled -n 5
@@ -27,7 +30,8 @@ from ..settings import AcceptanceSettings
 
 
 def hf_generate(pair, prompt: list[int], max_new_tokens: int, assistant=None, window: int = 8):
-    """transformers greedy generate (optionally assisted); returns (new ids without EOS, seconds)."""
+    """transformers greedy generate (optionally assisted); returns (new ids without EOS, seconds,
+    target forward passes: one per generated token without an assistant, None with one)."""
     kwargs = {}
     if assistant is not None:
         assistant.generation_config.num_assistant_tokens = window
@@ -41,12 +45,13 @@ def hf_generate(pair, prompt: list[int], max_new_tokens: int, assistant=None, wi
     seconds = time.perf_counter() - start
     new = out[0, len(prompt):].tolist()
     eos = pair.tokenizer.eos_token_id
-    return (new[: new.index(eos)] if eos in new else new), seconds
+    return (new[: new.index(eos)] if eos in new else new), seconds, (None if assistant else len(new))
 
 
 def time_judge(decoder: SpeculativeDecoder) -> list[float]:
-    """Accumulate the wall time of ``decoder``'s judge step (features, probabilities and DD-DT's
-    extra draft forward) into the returned one-element list."""
+    """Accumulate the wall time of ``decoder``'s judge step (features, probabilities and, for a
+    DD-DT judge, the extra draft forward for the last drafted token's feature) into the returned
+    one-element list."""
     spent = [0.0]
     judge_step = decoder._judge_allows
 
@@ -83,6 +88,8 @@ def run(args) -> dict:
         modes[f"ours, AutoJudge t={judged.threshold:g}"] = judged
     if args.top_k:
         modes[f"ours, top-{args.top_k}"] = ours(AcceptanceSettings(accept_top_k=args.top_k))
+    if args.oracle:
+        modes["ours, perfect judge (oracle)"] = ours(AcceptanceSettings.from_args(oracle=args.oracle))
 
     hf_generate(pair, prompts[0][:16], 4)   # warm-up: first calls pay one-off allocation (and compile) costs
     hf_generate(pair, prompts[0][:16], 4, pair.draft, args.window)
@@ -93,71 +100,84 @@ def run(args) -> dict:
                      if isinstance(mode, SpeculativeDecoder) and mode.judge is not None}
     outputs = {name: [] for name in modes}
     seconds = dict.fromkeys(modes, 0.0)
+    target_calls: dict = dict.fromkeys(modes, 0)
     stats = dict.fromkeys(modes)
     for prompt in tqdm(prompts, desc="prompts (every mode in turn)"):   # interleaved: load drift hits all modes
         for name, mode in modes.items():
             if isinstance(mode, SpeculativeDecoder):
                 generation = mode.generate(prompt, args.max_new_tokens)
-                new, took = generation.token_ids, generation.stats.wall_time_s
+                new, took, calls = generation.token_ids, generation.stats.wall_time_s, generation.stats.target_calls
                 stats[name] = generation.stats if stats[name] is None else stats[name] + generation.stats
             else:
-                new, took = mode(prompt)
+                new, took, calls = mode(prompt)
             outputs[name].append(new)
             seconds[name] += took
+            target_calls[name] = None if calls is None or target_calls[name] is None else target_calls[name] + calls
     reference = outputs["target greedy (HF generate)"]
     ref_answers = [extract_final_answer(decode(o)) for o in reference]
     rows = []
     for name in modes:
-        tokens = sum(len(o) for o in outputs[name])
         answers = [extract_final_answer(decode(o)) for o in outputs[name]]
         summary = stats[name].summary() if stats[name] else {}
         rows.append({
-            "mode": name, "wall_time_s": seconds[name], "generated_tokens": tokens,
-            "tokens_per_second": tokens / seconds[name],
+            "mode": name, "requests": len(prompts),
+            "target_calls_per_request": None if target_calls[name] is None else target_calls[name] / len(prompts),
+            "wall_time_per_request_s": seconds[name] / len(prompts),
+            "generated_tokens_per_request": sum(len(o) for o in outputs[name]) / len(prompts),
             "accepted_per_cycle": summary.get("accepted_per_cycle"),
-            "target_calls": summary.get("target_calls"), "draft_calls": summary.get("draft_calls"),
+            "draft_calls_per_request": summary.get("draft_calls_per_request"),
             "cycles": summary.get("cycles"),
-            # draft forwards beyond one per drafted token and one prefill per request: DD-DT's dW rows
+            # draft forwards beyond one per drafted token and one prefill per request: the DD-DT judge's
+            # feature for the last drafted token of a window
             "extra_draft_forwards": (summary["draft_calls"] - summary["drafted_tokens"] - summary["requests"]
                                      if summary else None),
             "judge_time_s": judge_seconds[name][0] if name in judge_seconds else None,
+            "wall_time_s": seconds[name],
             "identical_to_target": outputs[name] == reference,
             "answer_agreement": sum(answers_equal(a, b) or (a is None and b is None)
                                     for a, b in zip(answers, ref_answers)) / len(reference),
         })
+    add_relative(rows, "ours, lossless")
     return {"task": args.task, "n": len(prompts), "max_new_tokens": args.max_new_tokens, "window": args.window,
             "target": pair.target_name, "draft": pair.draft_name, "judge": args.judge, "compile": args.compile,
-            "threads": args.threads, "device": args.device, "dtype": args.dtype, "rows": rows}
+            "threads": args.threads, "device": args.device, "dtype": args.dtype, "oracle": args.oracle, "rows": rows}
+
+
+def add_relative(rows: list[dict], reference: str) -> None:
+    """Add each row's target calls and wall time per request relative to the ``reference`` row's."""
+    base = next(r for r in rows if r["mode"] == reference)
+    for row in rows:
+        calls = row["target_calls_per_request"]
+        row["target_calls_vs_lossless"] = None if calls is None else calls / base["target_calls_per_request"]
+        row["wall_time_vs_lossless"] = row["wall_time_per_request_s"] / base["wall_time_per_request_s"]
 
 
 def print_table(result: dict) -> None:
     print(f"\n{result['task']}, n={result['n']}, max_new_tokens={result['max_new_tokens']}, W={result['window']}, "
           f"target={result['target']}, draft={result['draft']}, {result['device']}/{result['dtype']}, "
-          f"{result['threads']} threads")
-    print("| mode | wall s | tokens | tok/s | speed vs target | accepted/cycle | target calls | draft calls | identical to target | answer agreement |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
-    base = result["rows"][0]["tokens_per_second"]
+          f"{result['threads']} threads (x: relative to ours, lossless; lower is cheaper)")
+    print("| mode | target calls/request | x | wall s/request | x | accepted/cycle | output tokens/request "
+          "| identical to target | answer agreement |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---:|")
     for r in result["rows"]:
+        calls = "- | -" if r["target_calls_per_request"] is None else \
+            f"{r['target_calls_per_request']:.1f} | {r['target_calls_vs_lossless']:.2f}x"
         apc = "-" if r["accepted_per_cycle"] is None else f"{r['accepted_per_cycle']:.2f}"
-        calls = "- | -" if r["target_calls"] is None else f"{r['target_calls']} | {r['draft_calls']}"
-        print(f"| {r['mode']} | {r['wall_time_s']:.1f} | {r['generated_tokens']} | {r['tokens_per_second']:.1f} | "
-              f"{r['tokens_per_second'] / base:.2f}x | {apc} | {calls} | "
-              f"{'yes' if r['identical_to_target'] else 'no'} | {r['answer_agreement']:.2f} |")
-    rows = {r["mode"]: r for r in result["rows"]}
-    lossless, zero = rows.get("ours, lossless"), rows.get("ours, judge t=0 (judge overhead)")
-    if lossless and zero:
-        print(f"\njudge overhead at threshold 0 (same tokens as lossless): "
-              f"{zero['wall_time_s'] / lossless['wall_time_s'] - 1:+.1%} wall time")
+        print(f"| {r['mode']} | {calls} | {r['wall_time_per_request_s']:.2f} | {r['wall_time_vs_lossless']:.2f}x | "
+              f"{apc} | {r['generated_tokens_per_request']:.1f} | {'yes' if r['identical_to_target'] else 'no'} | "
+              f"{r['answer_agreement']:.2f} |")
+    print("(target greedy: one target call per generated token; HF assisted generation does not report its calls)")
     for r in result["rows"]:
         if r.get("judge_time_s") is not None:
-            print(f"{r['mode']}: judge step {r['judge_time_s']:.2f} s = {r['judge_time_s'] / r['wall_time_s']:.1%} of "
-                  f"decoding time ({r['extra_draft_forwards']} extra draft forwards for DD-DT rows of dW "
-                  f"in {r['cycles']} cycles)")
+            print(f"{r['mode']}: the judge step took {r['judge_time_s']:.2f} s, {r['judge_time_s'] / r['wall_time_s']:.1%} "
+                  f"of its decoding time ({r['extra_draft_forwards']} extra draft forwards, for the last drafted "
+                  f"token's judge feature, in {r['cycles']} cycles)")
 
 
 def configure_parser(p) -> None:
     p.description = __doc__.split("\n\n")[0]
-    p.epilog = ("Reads: the model pair, the judge file (default: the preset's), the lm-eval task's prompts. "
+    p.epilog = ("Reads: the model pair, the judge file (default: the preset's), the lm-eval task's prompts, "
+                "--oracle's file. "
                 "Writes: the table on stdout and --out-json.")
     p.add_argument("--preset", default="smollm2-135m", help="named pair; '' to use --target/--draft only")
     p.add_argument("--target")
@@ -174,6 +194,8 @@ def configure_parser(p) -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--top-k", type=int, help="add a row for the top-K baseline with this K")
+    p.add_argument("--oracle", help="add a row for the perfect judge: an oracle file of the same task and pair "
+                                    "(autojudge oracle)")
     p.add_argument("--compile", action="store_true", help="static KV cache + torch.compile for our modes (GPU)")
     p.add_argument("--out-json", type=Path, default=Path("bench_decoding.json"))
 

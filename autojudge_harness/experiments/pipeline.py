@@ -68,9 +68,12 @@ def main(args) -> int:
         "autojudge": evaluate(f"{pair_args},judge={judge}", args.eval_task, args.eval_limit, args.device),
     }
     (args.run_dir / "pipeline.json").write_text(json.dumps(summary, indent=2))
+    base = summary["lossless"]["stats"]
     for mode in ("lossless", "autojudge"):
-        s = summary[mode]
-        print(f"{mode:9s} metrics={s['metrics']} accepted/cycle={s['stats']['accepted_per_cycle']:.2f} "
-              f"tokens/s={s['stats']['tokens_per_second']:.1f}")
+        s = summary[mode]["stats"]
+        print(f"{mode:9s} metrics={summary[mode]['metrics']} target calls/request={s['target_calls_per_request']:.1f} "
+              f"({s['target_calls_per_request'] / base['target_calls_per_request']:.2f}x lossless) wall s/request="
+              f"{s['wall_time_per_request_s']:.2f} ({s['wall_time_per_request_s'] / base['wall_time_per_request_s']:.2f}x) "
+              f"accepted/cycle={s['accepted_per_cycle']:.2f}")
     print(f"wrote {args.run_dir / 'pipeline.json'}")
     return 0

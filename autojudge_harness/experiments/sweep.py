@@ -1,8 +1,12 @@
 """Threshold sweeps: one loaded pair, several acceptance rules, one lm-eval run per point.
 
-Points: lossless (no judge), the judge at several thresholds, and the top-K baseline at several
-K. Each point is a full ``lm_eval.simple_evaluate`` run on the same ``AutoJudgeHFLM`` (the
-models are loaded once; ``AutoJudgeHFLM.configure`` switches the rule). Output in ``out_dir``:
+Points: lossless (no judge), the judge at several thresholds (optionally also without the end
+guard, the paper-exact rule), the top-K baseline at several K, and the perfect judge ("oracle":
+Algorithm 1's labels on the evaluated prompts, ``autojudge_harness.oracle``). Each point is a full
+``lm_eval.simple_evaluate`` run on the same ``AutoJudgeHFLM`` (the models are loaded once;
+``AutoJudgeHFLM.configure`` switches the rule). The speed axis is what a request costs relative to
+lossless: target calls per request (hardware independent) and wall time per request; accepted
+draft tokens per cycle is the paper's figure. Output in ``out_dir``:
 
     points/<slug>.json          lm-eval's result JSON for that point (config.autojudge has the stats)
     points/<slug>.answers.json  the filtered answer per document (for agreement with lossless)
@@ -22,63 +26,78 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..judge import Judge
+from ..judge import Judge, load_judge
 from ..settings import AcceptanceSettings
 
 
 @dataclass(frozen=True)
 class SweepPoint:
-    """One acceptance rule: mode "lossless", "judge" (with ``threshold``) or "top-k" (with ``k``)."""
+    """One acceptance rule: mode "lossless", "judge" (with ``threshold``), "top-k" (with ``k``) or
+    "oracle" (the perfect judge); ``end_guard`` False is the paper-exact rule (no end guard)."""
 
     mode: str
     threshold: float | None = None
     k: int | None = None
+    end_guard: bool = True
 
     @property
     def label(self) -> str:
-        if self.mode == "judge":
-            return f"judge t={self.threshold:g}"
-        return f"top-{self.k}" if self.mode == "top-k" else "lossless"
+        name = (f"judge t={self.threshold:g}" if self.mode == "judge" else
+                f"top-{self.k}" if self.mode == "top-k" else self.mode)
+        return name if self.end_guard or self.mode == "lossless" else f"{name} no guard"
 
-    def settings(self, judge: str | None) -> AcceptanceSettings:
-        """This point's acceptance settings (``judge``: the judge file of the sweep)."""
+    def settings(self, judge: str | None, oracle: str | None = None) -> AcceptanceSettings:
+        """This point's acceptance settings (``judge``, ``oracle``: the sweep's judge and oracle files)."""
         if self.mode == "judge":
-            return AcceptanceSettings.from_args(judge=judge, threshold=self.threshold)
-        return AcceptanceSettings(accept_top_k=self.k) if self.mode == "top-k" else AcceptanceSettings()
+            return AcceptanceSettings.from_args(judge=judge, threshold=self.threshold, end_guard=self.end_guard)
+        if self.mode == "oracle":
+            return AcceptanceSettings.from_args(oracle=oracle, end_guard=self.end_guard)
+        if self.mode == "top-k":
+            return AcceptanceSettings(accept_top_k=self.k, end_guard=self.end_guard)
+        return AcceptanceSettings()
 
     @property
     def slug(self) -> str:
         return re.sub(r"[^A-Za-z0-9.]+", "_", self.label).strip("_")
 
 
-def sweep_points(thresholds: list[float], top_ks: list[int]) -> list[SweepPoint]:
-    """Lossless first, then judge thresholds and top-K values, each ascending and de-duplicated."""
-    if any(t < 0 for t in thresholds) or any(k < 1 for k in top_ks):
-        raise ValueError(f"thresholds must be >= 0 and K >= 1; got {thresholds} and {top_ks}")
+def sweep_points(thresholds: list[float], top_ks: list[int], oracle: bool = False,
+                 unguarded: list[float] = ()) -> list[SweepPoint]:
+    """Lossless first, then judge thresholds, the ``unguarded`` thresholds without the end guard
+    and top-K values (each ascending, de-duplicated), then the oracle point if asked for."""
+    if any(t < 0 for t in [*thresholds, *unguarded]) or any(k < 1 for k in top_ks):
+        raise ValueError(f"thresholds must be >= 0 and K >= 1; got {thresholds}, {list(unguarded)} and {top_ks}")
     return ([SweepPoint("lossless")] + [SweepPoint("judge", threshold=t) for t in sorted(set(thresholds))]
-            + [SweepPoint("top-k", k=k) for k in sorted(set(top_ks))])
+            + [SweepPoint("judge", threshold=t, end_guard=False) for t in sorted(set(unguarded))]
+            + [SweepPoint("top-k", k=k) for k in sorted(set(top_ks))] + ([SweepPoint("oracle")] if oracle else []))
 
 
 def default_thresholds(judge: Judge, count: int = 6) -> list[float]:
-    """The judge file's own threshold plus ``count`` thresholds spread evenly over its validation
-    threshold table (the paper's Pareto grid)."""
+    """The judge file's own threshold plus ``count`` - 1 more spread evenly over its validation
+    threshold table (the paper's Pareto grid); ``count`` 1: the judge's own threshold only."""
+    if count < 1:
+        raise ValueError(f"the number of thresholds must be >= 1, got {count}")
     table = [row["threshold"] for row in judge.threshold_table]
-    picks = [table[round(i * (len(table) - 1) / (count - 1))] for i in range(count)] if table and count > 1 else table
+    picks = [table[round(i * (len(table) - 1) / (count - 2))] for i in range(count - 1)] if table and count > 2 else \
+        table[len(table) // 2: len(table) // 2 + 1] if table and count == 2 else []
     return sorted({round(t, 4) for t in picks} | {round(judge.threshold, 4)})
 
 
 def run_sweep(lm, points: list[SweepPoint], task: str, out_dir: Path, judge: str | None, *,
               task_manager=None, limit: int | float | None = None, gen_kwargs: str | None = None,
               apply_chat_template: bool = False, metric: str | None = None,
-              confirm_run_unsafe_code: bool = False) -> dict:
+              confirm_run_unsafe_code: bool = False, oracle: str | None = None) -> dict:
     """Evaluate every point with ``lm`` (an ``AutoJudgeHFLM``); write the files above; return the
-    combined leaderboard. Tasks that execute model-written code (``unsafe_code``, e.g. LiveCodeBench)
-    need ``confirm_run_unsafe_code``, as with lm-eval's CLI."""
+    combined leaderboard. ``oracle``: the oracle file of the oracle point (``sweep_oracle``). Tasks
+    that execute model-written code (``unsafe_code``, e.g. LiveCodeBench) need
+    ``confirm_run_unsafe_code``, as with lm-eval's CLI."""
     import lm_eval
     from lm_eval.utils import handle_non_serializable
 
     if any(p.mode == "judge" for p in points) and not judge:
         raise ValueError("judge thresholds need a judge file")
+    if any(p.mode == "oracle" for p in points) and not oracle:
+        raise ValueError("the oracle point needs an oracle file (sweep_oracle or autojudge oracle)")
     out_dir = Path(out_dir)
     (out_dir / "points").mkdir(parents=True, exist_ok=True)
     runs, warmed_up = [], False
@@ -86,7 +105,7 @@ def run_sweep(lm, points: list[SweepPoint], task: str, out_dir: Path, judge: str
         result_file = out_dir / "points" / f"{point.slug}.json"
         answers_file = out_dir / "points" / f"{point.slug}.answers.json"
         if not (result_file.exists() and answers_file.exists()):
-            lm.configure(point.settings(judge), sample_stats_path=out_dir / "points" / f"{point.slug}.samples.jsonl")
+            lm.configure(point.settings(judge, oracle), sample_stats_path=out_dir / "points" / f"{point.slug}.samples.jsonl")
             if not warmed_up:   # one-off allocation costs must not land in the first point's timing
                 lm.warm_up()
                 warmed_up = True
@@ -101,7 +120,7 @@ def run_sweep(lm, points: list[SweepPoint], task: str, out_dir: Path, judge: str
             result_file.write_text(json.dumps(results, indent=2, default=handle_non_serializable))
             answers_file.write_text(json.dumps(answers, default=handle_non_serializable))
         runs.append((point, json.loads(result_file.read_text()), json.loads(answers_file.read_text()), result_file))
-    combined = combine(runs, task, metric)
+    combined = combine(runs, task, metric, load_judge(judge).threshold if judge else None)
     (out_dir / "sweep.json").write_text(json.dumps(combined, indent=2))
     plot_sweep(combined, out_dir / "sweep.png")
     return combined
@@ -115,9 +134,16 @@ def primary_metric(task_results: dict) -> str:
     raise ValueError(f"no metric in {sorted(task_results)}")
 
 
-def combine(runs: list[tuple[SweepPoint, dict, dict, Path]], task: str, metric: str | None = None) -> dict:
+COST_KEYS = ("target_calls_per_request", "draft_calls_per_request", "generated_tokens_per_request",
+             "wall_time_per_request_s")
+
+
+def combine(runs: list[tuple[SweepPoint, dict, dict, Path]], task: str, metric: str | None = None,
+            judge_threshold: float | None = None) -> dict:
     """Leaderboard over ``runs`` (point, lm-eval results, answers per doc, result file); the first
-    run must be lossless (the reference for relative speed, acceptance and agreement)."""
+    run must be lossless (the reference for relative cost, acceptance and agreement). With an oracle
+    run, each row's ``share_of_oracle_saving`` is its saving in target calls over the oracle's.
+    ``judge_threshold``: the judge file's own threshold (the point the goals are checked at)."""
     if not runs or runs[0][0].mode != "lossless":
         raise ValueError("the first sweep point must be lossless")
     metric = metric or primary_metric(runs[0][1]["results"][task])
@@ -133,26 +159,38 @@ def combine(runs: list[tuple[SweepPoint, dict, dict, Path]], task: str, metric: 
             "label": point.label, **asdict(point), "metric": task_results[metric],
             "metric_stderr": task_results.get(metric.replace(",", "_stderr,", 1)),
             "agreement_with_lossless": _agreement(answers, reference_answers, filter_name),
-            **{key: stats[key] for key in ("accepted_per_cycle", "tokens_per_cycle", "lenient_accepted_fraction",
-                                           "tokens_per_second", "generated_tokens", "wall_time_s",
-                                           "target_calls", "draft_calls", "cycles", "requests")},
+            **{key: stats[key] for key in (*COST_KEYS, "accepted_per_cycle", "tokens_per_cycle",
+                                           "lenient_accepted_fraction", "tokens_per_second", "generated_tokens",
+                                           "wall_time_s", "target_calls", "draft_calls", "cycles", "requests")},
             "results_file": str(result_file),
         })
     base = rows[0]
     for row in rows:
-        row["speed_vs_lossless"] = row["tokens_per_second"] / base["tokens_per_second"] if base["tokens_per_second"] else None
-        row["accepted_per_cycle_vs_lossless"] = (row["accepted_per_cycle"] / base["accepted_per_cycle"]
-                                                 if base["accepted_per_cycle"] else None)
+        row["target_calls_vs_lossless"] = _ratio(row["target_calls_per_request"], base["target_calls_per_request"])
+        row["wall_time_vs_lossless"] = _ratio(row["wall_time_per_request_s"], base["wall_time_per_request_s"])
+        row["accepted_per_cycle_vs_lossless"] = _ratio(row["accepted_per_cycle"], base["accepted_per_cycle"])
+    oracle = next((r for r in rows if r["mode"] == "oracle"), None)
+    for row in rows:
+        row["share_of_oracle_saving"] = (None if oracle is None or oracle["target_calls_vs_lossless"] >= 1
+                                         else (1 - row["target_calls_vs_lossless"]) / (1 - oracle["target_calls_vs_lossless"]))
     config = runs[0][1]["config"]["autojudge"]
     return {
         "task": task, "metric": metric,
         "pair": {k: config.get(k) for k in ("target", "draft", "window", "dtype", "device", "preset")},
         "judge": next((r[1]["config"]["autojudge"]["judge"] for r in runs if r[0].mode == "judge"), None),
+        "judge_threshold": judge_threshold,
         "limit": runs[0][1]["config"].get("limit"),
         "points": rows,
-        "pareto": {y: {x: pareto_front(rows, x, y) for x in ("accepted_per_cycle", "speed_vs_lossless")}
-                   for y in ("metric", "agreement_with_lossless")},
+        "pareto": {y: {x: pareto_front(rows, x, y) for x in PARETO_X} for y in ("metric", "agreement_with_lossless")},
     }
+
+
+# Pareto x axes: (key, True where lower is better)
+PARETO_X = {"target_calls_vs_lossless": True, "accepted_per_cycle": False}
+
+
+def _ratio(value, base):
+    return value / base if value is not None and base else None
 
 
 def _agreement(answers: dict, reference: dict, filter_name: str | None) -> float | None:
@@ -167,15 +205,18 @@ def _agreement(answers: dict, reference: dict, filter_name: str | None) -> float
 
 
 def pareto_front(rows: list[dict], x: str, y: str) -> list[str]:
-    """Labels of the rows no other row beats on both ``x`` and ``y`` (higher is better), by ``x``."""
+    """Labels of the rows no other row beats on both ``x`` and ``y`` (higher ``y`` is better; lower
+    ``x`` where ``PARETO_X`` says so, else higher), by ``x``."""
+    sign = -1 if PARETO_X.get(x) else 1
     rows = [r for r in rows if r[x] is not None and r[y] is not None]
     front = [r for r in rows if not any(
-        o[x] >= r[x] and o[y] >= r[y] and (o[x] > r[x] or o[y] > r[y]) for o in rows)]
+        sign * o[x] >= sign * r[x] and o[y] >= r[y] and (sign * o[x] > sign * r[x] or o[y] > r[y]) for o in rows)]
     return [r["label"] for r in sorted(front, key=lambda r: r[x])]
 
 
 def plot_sweep(combined: dict, path: Path) -> None:
-    """Metric and agreement with lossless vs accepted tokens per cycle and vs wall-clock speed."""
+    """Metric and agreement with lossless vs target calls per request relative to lossless (the
+    cost) and vs accepted draft tokens per cycle (the paper's figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -183,21 +224,24 @@ def plot_sweep(combined: dict, path: Path) -> None:
 
     rows = combined["points"]
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), squeeze=False)
-    styles = {"lossless": ("k", "s"), "judge": ("tab:blue", "o"), "top-k": ("tab:orange", "^")}
-    for col, x in enumerate(("accepted_per_cycle", "speed_vs_lossless")):
+    styles = {("lossless", True): ("k", "s", "lossless"), ("judge", True): ("tab:blue", "o", "judge"),
+              ("judge", False): ("tab:purple", "x", "judge, no end guard"),
+              ("top-k", True): ("tab:orange", "^", "top-K"), ("oracle", True): ("tab:green", "*", "perfect judge")}
+    for col, x in enumerate(PARETO_X):
         for row_i, y in enumerate(("metric", "agreement_with_lossless")):
             ax = axes[row_i][col]
-            for mode, (color, marker) in styles.items():
-                pts = sorted((r[x], r[y]) for r in rows if r["mode"] == mode and r[x] is not None and r[y] is not None)
+            for (mode, guard), (color, marker, name) in styles.items():
+                pts = sorted((r[x], r[y]) for r in rows if r["mode"] == mode and (r["end_guard"] or mode == "lossless")
+                             == guard and r[x] is not None and r[y] is not None)
                 if pts:
-                    ax.plot(*zip(*pts), marker=marker, color=color, label=mode,
-                            linestyle="-" if mode != "lossless" else "none")
+                    ax.plot(*zip(*pts), marker=marker, color=color, label=name,
+                            linestyle="-" if mode in ("judge", "top-k") else "none")
             for r in rows:
                 if r[x] is not None and r[y] is not None:
                     ax.annotate(r["label"].replace("judge ", ""), (r[x], r[y]), fontsize=7,
                                 textcoords="offset points", xytext=(3, 3))
-            ax.set_xlabel({"accepted_per_cycle": "accepted draft tokens per cycle",
-                           "speed_vs_lossless": "wall-clock speed vs lossless (x)"}[x])
+            ax.set_xlabel({"accepted_per_cycle": "accepted draft tokens per cycle (paper's figure)",
+                           "target_calls_vs_lossless": "target calls per request vs lossless (x, lower is cheaper)"}[x])
             ax.set_ylabel(combined["metric"] if y == "metric" else "answer agreement with lossless")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
@@ -208,21 +252,70 @@ def plot_sweep(combined: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def sweep_oracle(pair, task: str, include_path, limit: int | None, gen_kwargs: str | None, chat: bool,
+                 cache: Path | None = None) -> Path:
+    """The oracle file for the sweep's evaluated docs (``oracle.make_oracle``: Algorithm 1 on them,
+    with the sweep's max_gen_toks and prompt format), mined once into ``cache`` (default: a folder
+    of ``$AUTOJUDGE_CACHE/oracles`` named after everything the labels depend on) and reused."""
+    import hashlib
+    import os
+
+    from lm_eval.utils import simple_parse_args_string
+
+    from ..models import cache_dir
+    from ..oracle import make_oracle
+
+    max_new_tokens = simple_parse_args_string(gen_kwargs or "").get("max_gen_toks")
+    if cache is None:
+        data = os.environ.get("AUTOJUDGE_GSM8K_JSONL")
+        key = json.dumps([task, pair.target_name, pair.draft_name, limit, max_new_tokens, chat,
+                          str(include_path), data and str(Path(data).resolve())])
+        cache = cache_dir() / "oracles" / f"{re.sub('[^A-Za-z0-9]+', '_', task)}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+    return make_oracle(pair, task, cache, limit, int(max_new_tokens) if max_new_tokens else None,
+                       include_path=include_path, chat=chat)
+
+
 def number_list(kind):
     return lambda text: [kind(x) for x in text.split(",") if x.strip()]
 
 
 def print_table(combined: dict) -> None:
     print(f"\n{combined['task']} ({combined['metric']}), {combined['pair']['target']} / {combined['pair']['draft']}, "
-          f"W={combined['pair']['window']}, judge={combined['judge']}")
-    print("| point | metric | agreement w/ lossless | accepted/cycle | vs lossless | tok/s | speed vs lossless | judge-accepted share |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+          f"W={combined['pair']['window']}, judge={combined['judge']} (x: relative to lossless; lower is cheaper)")
+    print("| point | metric | agreement w/ lossless | target calls/request | x | wall s/request | x "
+          "| accepted/cycle | output tokens/request | lenient share | share of perfect judge's saving |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in combined["points"]:
-        print(f"| {r['label']} | {r['metric']:.3f} | {r['agreement_with_lossless']:.2f} | {r['accepted_per_cycle']:.2f} | "
-              f"{r['accepted_per_cycle_vs_lossless']:.2f}x | {r['tokens_per_second']:.1f} | {r['speed_vs_lossless']:.2f}x | "
-              f"{r['lenient_accepted_fraction']:.2f} |")
+        share = "-" if r["share_of_oracle_saving"] is None else f"{r['share_of_oracle_saving']:.2f}"
+        print(f"| {r['label']} | {r['metric']:.3f} | {r['agreement_with_lossless']:.2f} | "
+              f"{r['target_calls_per_request']:.1f} | {r['target_calls_vs_lossless']:.2f}x | "
+              f"{r['wall_time_per_request_s']:.2f} | {r['wall_time_vs_lossless']:.2f}x | {r['accepted_per_cycle']:.2f} | "
+              f"{r['generated_tokens_per_request']:.1f} | {r['lenient_accepted_fraction']:.2f} | {share} |")
     for y, fronts in combined["pareto"].items():
-        print(f"Pareto front, {y} vs accepted/cycle: {', '.join(fronts['accepted_per_cycle'])}")
+        print(f"Pareto front, {y} vs target calls: {', '.join(fronts['target_calls_vs_lossless'])}")
+    for line in goal_lines(combined):
+        print(line)
+
+
+def goal_lines(combined: dict, max_calls: float = 0.85, min_agreement: float = 0.90,
+               min_share: float = 0.80) -> list[str]:
+    """The cost goals at the judge's own threshold (its file's): target calls <= ``max_calls`` x
+    lossless at answer agreement >= ``min_agreement``, and >= ``min_share`` of the perfect judge's
+    saving (with an oracle point)."""
+    own = combined.get("judge_threshold")
+    row = next((r for r in combined["points"] if r["mode"] == "judge" and r["end_guard"] and own is not None
+                and abs(r["threshold"] - own) < 1e-4), None)
+    if row is None:
+        return []
+    calls, agreement, share = row["target_calls_vs_lossless"], row["agreement_with_lossless"], row["share_of_oracle_saving"]
+    slack = 1e-9   # ratios of counts: 0.8 may come out as 0.7999999
+    lines = [f"goal, {row['label']} (the judge's own threshold): target calls {calls:.2f}x lossless (goal <= "
+             f"{max_calls}x) at answer agreement {agreement:.2f} (goal >= {min_agreement}): "
+             f"{'met' if calls <= max_calls + slack and agreement >= min_agreement - slack else 'not met'}"]
+    if share is not None:
+        lines.append(f"goal, share of the perfect judge's saving in target calls: {share:.2f} (goal >= {min_share}): "
+                     f"{'met' if share >= min_share - slack else 'not met'}")
+    return lines
 
 
 def configure_parser(p) -> None:
@@ -231,8 +324,11 @@ def configure_parser(p) -> None:
     p.epilog = ("Reads: the model pair, the judge file (default: the preset's), the lm-eval task. Writes (under "
                 "--out): points/<point>.json (lm-eval's result JSON with the speed statistics), "
                 "points/<point>.answers.json, points/<point>.samples.jsonl, sweep.json (the leaderboard), "
-                "sweep.png (Pareto plots). A rerun skips finished points. Thresholds default to the judge's own "
-                "plus --table-points spread over its validation threshold table.")
+                "sweep.png (Pareto plots: metric and answer agreement vs target calls per request relative to "
+                "lossless and vs accepted tokens per cycle); with --oracle also the oracle's mining run and file "
+                "under --oracle-cache. A rerun skips finished points. Thresholds default to the judge's own plus "
+                "--table-points - 1 more spread over its validation threshold table. The table ends with the cost "
+                "goals checked at the judge's own threshold.")
     p.add_argument("--preset", default="smollm2-135m", help="named pair; '' to use --target/--draft only")
     p.add_argument("--target")
     p.add_argument("--draft")
@@ -240,8 +336,17 @@ def configure_parser(p) -> None:
     p.add_argument("--window", type=int)
     p.add_argument("--thresholds", type=number_list(float), help="comma-separated judge thresholds")
     p.add_argument("--table-points", type=int, default=6,
-                   help="without --thresholds: this many thresholds from the judge's threshold table")
+                   help="without --thresholds: this many thresholds, the judge's own and the rest spread over its "
+                        "threshold table (1: the judge's own only)")
     p.add_argument("--top-k", type=number_list(int), default=[], help="comma-separated K for the top-K baseline")
+    p.add_argument("--no-guard-thresholds", type=number_list(float), default=[],
+                   help="comma-separated judge thresholds to run also without the end guard (the paper-exact rule)")
+    p.add_argument("--oracle", action="store_true",
+                   help="add the perfect judge's point: Algorithm 1 on the evaluated docs (GSM8K-style tasks), "
+                        "mined once into --oracle-cache and reused by later sweeps")
+    p.add_argument("--oracle-cache", type=Path,
+                   help="the oracle's mining run and file (default: $AUTOJUDGE_CACHE/oracles/<task, pair, limit, "
+                        "max tokens, data>)")
     p.add_argument("--task", default="autojudge_gsm8k_bundled")
     p.add_argument("--include-path", type=Path, help="lm-eval task folder (default: the installed tasks)")
     p.add_argument("--metric", help="'name,filter' (default: the task's first metric)")
@@ -272,14 +377,22 @@ def main(args) -> int:
     thresholds = args.thresholds
     if thresholds is None:
         thresholds = default_thresholds(load_judge(judge), args.table_points) if judge else []
-    points = sweep_points(thresholds, args.top_k)
+    points = sweep_points(thresholds, args.top_k, args.oracle, args.no_guard_thresholds)
     lm = AutoJudgeHFLM(pretrained=args.target, draft=args.draft, window=args.window, preset=args.preset,
                        device=args.device, dtype=args.dtype, compile=args.compile)
     limit = int(args.limit) if args.limit and args.limit >= 1 else args.limit
+    include_path = args.include_path or tasks_path()
+    oracle = None
+    if args.oracle:
+        if limit is not None and not isinstance(limit, int):
+            raise SystemExit("--oracle needs --limit as a number of docs (or none)")
+        oracle = sweep_oracle(lm.pair, args.task, include_path, limit, args.gen_kwargs, not args.no_chat,
+                              args.oracle_cache)
     combined = run_sweep(lm, points, args.task, args.out, judge,
-                         task_manager=TaskManager(include_path=str(args.include_path or tasks_path())),
+                         task_manager=TaskManager(include_path=str(include_path)),
                          limit=limit, gen_kwargs=args.gen_kwargs, apply_chat_template=not args.no_chat,
-                         metric=args.metric, confirm_run_unsafe_code=args.confirm_run_unsafe_code)
+                         metric=args.metric, confirm_run_unsafe_code=args.confirm_run_unsafe_code,
+                         oracle=str(oracle) if oracle else None)
     print_table(combined)
     print(f"\nwrote {args.out / 'sweep.json'} and {args.out / 'sweep.png'}")
     return 0
