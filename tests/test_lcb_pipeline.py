@@ -111,6 +111,9 @@ def test_five_fold_pipeline_end_to_end(tmp_path):
         sum(s["accepted_exact"] + s["accepted_lenient"] for s in fold_stats) / overall["cycles"])
     lossless = summary["results"]["lossless"]
     assert lossless["problems"] == 10 and lossless["accepted_lenient"] == 0
+    assert lossless["target_calls_vs_lossless"] == 1.0   # the cost axis: target calls per request vs lossless
+    assert overall["target_calls_vs_lossless"] == pytest.approx(
+        overall["target_calls_per_request"] / lossless["target_calls_per_request"])
     assert all("lossless_passed" in p for p in per_problem)
     for entry in summary["classifiers"]:
         fold_ids = folds_doc["folds"][entry["fold"]]

@@ -223,6 +223,10 @@ def summarize(fold_results: list[dict], lossless: dict | None, folds_path: Path,
     if lossless:
         results["lossless"] = {"pass@1": lossless["pass@1"], "problems": len(lossless["per_problem"]),
                                "passed": sum(p["passed"] for p in lossless["per_problem"]), **lossless["stats"]}
+        for key, base in (("target_calls_vs_lossless", "target_calls_per_request"),
+                          ("wall_time_vs_lossless", "wall_time_per_request_s")):   # the cost of a request
+            for name in results:
+                results[name][key] = results[name][base] / results["lossless"][base] if results["lossless"][base] else None
     return {
         "protocol": f"LiveCodeBench {len(fold_results)}-fold out-of-fold (AutoJudge)",
         "task": data.task, "dataset": data.info, "settings": settings, "results": results,
@@ -237,7 +241,8 @@ def summarize(fold_results: list[dict], lossless: dict | None, folds_path: Path,
 
 
 def plot(summary: dict, path: Path) -> None:
-    """Per-fold Pass@1 and accepted tokens per cycle (judge vs the lossless baseline, if run)."""
+    """Per-fold Pass@1, target calls per request (the cost) and accepted tokens per cycle (the
+    paper's figure): judge vs the lossless baseline, if run."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -246,8 +251,9 @@ def plot(summary: dict, path: Path) -> None:
     folds = summary["folds"]
     x = list(range(len(folds)))
     lossless = summary["results"].get("lossless")
-    fig, (acc, speed) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, key, label in ((acc, "pass@1", "Pass@1"), (speed, "accepted_per_cycle", "accepted tokens / cycle")):
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for ax, key, label in zip(axes, ("pass@1", "target_calls_per_request", "accepted_per_cycle"),
+                              ("Pass@1", "target calls / request", "accepted tokens / cycle")):
         values = [f[key] if key == "pass@1" else f["stats"][key] for f in folds]
         ax.bar(x, values, color=["C0" if f["classifier_status"] == "trained" else "C7" for f in folds],
                label="AutoJudge (grey: untrainable fold, lossless)")
