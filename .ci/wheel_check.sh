@@ -44,12 +44,11 @@ assert stats["requests"] == 2 and stats["target_calls"] > 0, stats
 print("speed statistics in the results JSON:", {k: stats[k] for k in ("requests", "target_calls", "generated_tokens")})
 PY
 
-step "autojudge mine on 3 questions, autojudge train on the installed package's shipped features"
-autojudge mine --preset smollm2-135m --data "$data" --limit 3 --max-new-tokens 64 --out mined --merge --no-progress
-test -f mined/features.safetensors
-autojudge train --features "$tasks/../classifiers/data/smollm2-135m-gsm8k-train.features.safetensors" \
-  --out judge.safetensors --target-model embedded:SmolLM2-135M-Instruct \
-  --draft-model embedded:SmolLM2-135M-Instruct/layers:28+exit
+step "autojudge mine + autojudge train on 3 questions"
+# GSM8K train questions 38-40: short answers, and both labels on each side of the by-question split
+autojudge mine --preset smollm2-135m --data "$data" --offset 38 --limit 3 --max-new-tokens 192 --out mined --merge \
+  --no-progress
+autojudge train --features mined/features.safetensors --out judge.safetensors
 test -f judge.safetensors && test -f judge.report.png
 
 step "autojudge sweep with 2 points"
