@@ -67,7 +67,7 @@ def run_point(point: SweepPoint, model_args: str, task: str, out_dir: Path, **lm
 
 def _mode_label(row: dict) -> str:
     if row["mode"] == "judge":
-        return f"AutoJudge t={row['threshold']:g}"
+        return f"AutoJudge t={row['threshold']:.3g}"
     return f"top-{row['k']} baseline" if row["mode"] == "top-k" else "lossless"
 
 
