@@ -63,7 +63,7 @@ def main(args) -> int:
     report = train(mined / MERGED_FEATURES, judge, args.feature_kind, args.recall)
     pair_args = f"pretrained={target},draft={draft},window={args.window}"
     summary = {
-        "mining": totals, "classifier": {k: report[k] for k in ("counts", "kinds", "threshold", "at_threshold")},
+        "mining": totals, "classifier": {k: report[k] for k in ("counts", "kinds", "threshold", "at_threshold", "warnings")},
         "lossless": evaluate(pair_args, args.eval_task, args.eval_limit, args.device),
         "autojudge": evaluate(f"{pair_args},judge={judge}", args.eval_task, args.eval_limit, args.device),
     }
@@ -72,5 +72,7 @@ def main(args) -> int:
         s = summary[mode]
         print(f"{mode:9s} metrics={s['metrics']} accepted/cycle={s['stats']['accepted_per_cycle']:.2f} "
               f"tokens/s={s['stats']['tokens_per_second']:.1f}")
+    for note in report["warnings"]:
+        print(f"warning (judge training): {note}")
     print(f"wrote {args.run_dir / 'pipeline.json'}")
     return 0
