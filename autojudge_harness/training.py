@@ -200,7 +200,7 @@ def train(features: str | Path, out: str | Path, feature_kind: str = "DD-DT", re
                training={k: report[k] for k in ("features", "target_recall", "seed", "counts", "keep_end_mismatches",
                                                 "val_question_ids")}
                | {"C": chosen["C"], "val_auc": chosen["val_auc"], "dataset": manifest["dataset"],
-                  "task_family": task_family(manifest["prompt"]) or task_family(manifest["dataset"])})
+                  "task_family": task_family(manifest.get("prompt")) or task_family(manifest["dataset"])})
     out = Path(out)
     out.with_suffix(".report.json").write_text(json.dumps(report, indent=2))
     plot_report(results, labels[val_mask], table, threshold, out.with_suffix(".report.png"))

@@ -130,3 +130,20 @@ def test_cli_run_folder_and_log_are_clean(tmp_path, embedded_pair):
                        "is not available; using"):
         assert misleading not in run.stderr
     assert "WARNING" not in run.stderr, run.stderr[-3000:]
+
+
+def test_training_records_the_task_family_of_the_mined_prompt(tmp_path):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+    from test_classifier_train import write_features
+
+    from autojudge_harness.training import train
+
+    feats = write_features(tmp_path / "f.safetensors")
+    with safe_open(str(feats), framework="numpy") as f:
+        arrays, manifest = {k: f.get_tensor(k) for k in f.keys()}, json.loads(f.metadata()["manifest"])
+    save_file(arrays, str(feats), metadata={"manifest": json.dumps({**manifest, "prompt": "autojudge_lcb_bundled (chat)"})})
+    train(feats, tmp_path / "j.safetensors", grid=[1.0])
+    assert load_judge(tmp_path / "j.safetensors").training["task_family"] == "livecodebench"
