@@ -64,6 +64,7 @@ def tiny_chat_dir(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow   # three lm-eval runs (task building, 128-token generations): ~1 min on 2 idle cores
 def test_demo_on_a_tiny_pair_writes_three_runs_and_prints_the_table(tiny_chat_dir, tmp_path, capsys):
     from autojudge_harness.cli import main
     from autojudge_harness.models import load_pair
