@@ -10,6 +10,8 @@ import importlib
 import sys
 
 COMMANDS = {
+    "demo": ("autojudge_harness.experiments.demo:main",
+             "lossless vs AutoJudge vs top-K on the bundled problems: one side-by-side table (lm-eval runs)"),
     "mine": ("autojudge_harness.mining.cli:main",
              "Algorithm 1 on GSM8K questions into a sharded, resumable run directory (--merge to merge)"),
     "train": ("autojudge_harness.training:main", "train a judge file on a merged mining run's features"),

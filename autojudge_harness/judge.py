@@ -10,7 +10,7 @@ Header metadata key ``"autojudge"`` holds a JSON object:
     target_model, draft_model: str   (identities the judge was trained for)
     threshold: float                 (default decision threshold)
     threshold_table: [{"threshold", "recall", "accepted_fraction"}, ...]  (validation)
-    training: {...}                  (free-form provenance: data, C, AUC, counts)
+    training: {...}                  (free-form provenance: data, C, AUC, counts, task_family)
 A drafted token is *important* (label 1) with probability sigmoid(w'.x + b'); the scaler is
 folded in at load: w' = w/scale, b' = b - sum(w*mean/scale). No pickle is read or written.
 """
@@ -29,6 +29,17 @@ FEATURE_KINDS = ("DT", "DD-DT")
 METADATA_KEY = "autojudge"
 REQUIRED_KEYS = ("schema_version", "feature_kind", "target_hidden_size", "draft_hidden_size",
                  "target_model", "draft_model", "threshold", "threshold_table", "training")
+
+
+# substrings of a task name, mining prompt or data path that name a task family
+TASK_FAMILIES = {"gsm8k": ("gsm8k",), "livecodebench": ("livecodebench", "lcb", "code_generation")}
+
+
+def task_family(name: str | None) -> str | None:
+    """The task family (a key of ``TASK_FAMILIES``) that ``name`` (a task name, mining prompt or data
+    path) belongs to; None when it names none."""
+    lowered = (name or "").lower()
+    return next((family for family, marks in TASK_FAMILIES.items() if any(m in lowered for m in marks)), None)
 
 
 class JudgeFileError(ValueError):
@@ -50,6 +61,12 @@ class Judge:
     threshold_table: list = field(default_factory=list)
     training: dict = field(default_factory=dict)
     path: str = ""
+
+    @property
+    def task_family(self) -> str | None:
+        """The task family the judge was trained on (``training["task_family"]``; for files written
+        before that field, inferred from the training data's path; None when unknown)."""
+        return self.training.get("task_family") or task_family(self.training.get("dataset"))
 
     def to(self, device) -> "Judge":
         """This judge with its weights on ``device`` (fp32 kept)."""

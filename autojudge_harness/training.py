@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .judge import save_judge
+from .judge import save_judge, task_family
 from .mining.store import read_features
 
 class TrainingDataError(ValueError):
@@ -175,8 +175,9 @@ def train(features: str | Path, out: str | Path, feature_kind: str = "DD-DT", re
     val_questions = sorted(int(q) for q in np.unique(arrays["question_ids"][val_mask]))
     notes = []
     if len(val_questions) < SMALL_VALIDATION[0] or int(val_mask.sum()) < SMALL_VALIDATION[1]:
-        notes.append(f"small validation set: {int(val_mask.sum())} mismatches from {len(val_questions)} questions; "
-                     "the ROC-AUC and the threshold are noisy (mine more questions)")
+        notes.append(f"small validation set: {int(val_mask.sum())} mismatches from {len(val_questions)} questions "
+                     f"(reliable figures need >= {SMALL_VALIDATION[0]} questions and >= {SMALL_VALIDATION[1]} "
+                     "mismatches); the validation ROC-AUC and the chosen threshold are unreliable (mine more questions)")
         warnings.warn(notes[-1], stacklevel=2)
     report = {
         "features": str(features), "feature_kind": feature_kind, "target_recall": recall, "seed": seed,
@@ -198,7 +199,8 @@ def train(features: str | Path, out: str | Path, feature_kind: str = "DD-DT", re
                threshold_table=table,
                training={k: report[k] for k in ("features", "target_recall", "seed", "counts", "keep_end_mismatches",
                                                 "val_question_ids")}
-               | {"C": chosen["C"], "val_auc": chosen["val_auc"], "dataset": manifest["dataset"]})
+               | {"C": chosen["C"], "val_auc": chosen["val_auc"], "dataset": manifest["dataset"],
+                  "task_family": task_family(manifest.get("prompt")) or task_family(manifest["dataset"])})
     out = Path(out)
     out.with_suffix(".report.json").write_text(json.dumps(report, indent=2))
     plot_report(results, labels[val_mask], table, threshold, out.with_suffix(".report.png"))

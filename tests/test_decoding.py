@@ -182,6 +182,7 @@ def test_dd_dt_judge_pays_the_extra_draft_forward_only_when_it_matters(no_eos, t
     assert judged.target_calls == lossless.target_calls
 
 
+@pytest.mark.slow   # torch.compile of the decode steps: minutes on CPU
 def test_compiled_static_cache_decoding_equals_eager(no_eos, tmp_path):
     from autojudge_harness.decoding import static_cache_croppable
 

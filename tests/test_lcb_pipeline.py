@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -130,9 +129,9 @@ def test_five_fold_pipeline_end_to_end(tmp_path):
 
     stamps = {p: p.stat().st_mtime_ns for p in run_dir.glob("fold-*/result.json")}
     assert len(stamps) == 5
-    start = time.monotonic()
     rerun = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert {p: p.stat().st_mtime_ns for p in run_dir.glob("fold-*/result.json")} == stamps  # folds skipped
-    assert json.loads((run_dir / "lcb_5fold.json").read_text())["results"] == summary["results"]
-    assert time.monotonic() - start < 120
+    resumed = json.loads((run_dir / "lcb_5fold.json").read_text())
+    assert resumed["results"] == summary["results"]
+    assert resumed["mining"]["questions"] == 0 and resumed["mining"]["already_done"] == len(ids)  # nothing re-mined

@@ -89,7 +89,7 @@ def load_data(data: str | None = None, release: str = "release_v5", limit: int |
         path = Path(data).resolve()
         rows = read_lcb_jsonl(path)
         info = {"dataset": str(path), "dataset_sha256": file_sha256(path), "split": "file"}
-        task, env = "autojudge_lcb_release_v5", {JSONL_ENV: str(path)}  # the task takes the file whole
+        task, env = local_task(path)
     else:
         hub = load_hub_rows(release)
         rows = [hub[i] for i in range(len(hub) if limit is None else min(limit, len(hub)))]
@@ -99,6 +99,17 @@ def load_data(data: str | None = None, release: str = "release_v5", limit: int |
     problems = [problem_from_row(r, f"problem {i}") for i, r in enumerate(rows)]
     info.setdefault("dataset_sha256", problems_digest(problems))
     return LCBData(rows, problems, info, task, env)
+
+
+def local_task(path: Path) -> tuple[str, dict]:
+    """The lm-eval task (+ environment) whose docs are the rows of the local file ``path``: the
+    bundled task for the bundled problems, else the LiveCodeBench task reading ``$AUTOJUDGE_LCB_JSONL``
+    (taken whole; the release in its name is not used)."""
+    from ..resources import bundled_problems
+
+    if path == bundled_problems("livecodebench_bundled").resolve():
+        return "autojudge_lcb_bundled", {JSONL_ENV: None}
+    return "autojudge_lcb_release_v5", {JSONL_ENV: str(path)}
 
 
 def evaluate(model_args: str, data: LCBData, doc_ids: Sequence[int], max_gen_toks: int | None, device: str) -> dict:
@@ -320,10 +331,14 @@ def main(args) -> int:
                   not args.no_lossless_baseline, args.device, Grader(timeout=args.timeout),
                   progress=not args.no_progress)
     for name, r in summary["results"].items():
-        print(f"{name:22s} pass@1={r['pass@1']:.3f} ({r['passed']}/{r['problems']}) "
-              f"accepted/cycle={r['accepted_per_cycle']:.2f} tokens/s={r['tokens_per_second']:.1f}")
-    for f in summary["folds"]:
-        print(f"fold {f['fold']}: pass@1={f['pass@1']:.3f} classifier={f['classifier_status']} "
+        cost = (f" ({r['target_calls_vs_lossless']:.2f}x lossless)" if r.get("target_calls_vs_lossless") is not None
+                else "")
+        print(f"{name:22s} pass@1={r['pass@1']:.3f} ({r['passed']}/{r['problems']}) target calls/request="
+              f"{r['target_calls_per_request']:.1f}{cost} wall s/request={r['wall_time_per_request_s']:.2f} "
+              f"accepted/cycle={r['accepted_per_cycle']:.2f}")
+    for f, classifier in zip(summary["folds"], summary["classifiers"]):
+        why = f" ({classifier['reason']}; decoded {classifier['decoded']})" if f["classifier_status"] == "untrainable" else ""
+        print(f"fold {f['fold']}: pass@1={f['pass@1']:.3f} classifier={f['classifier_status']}{why} "
               f"accepted/cycle={f['stats']['accepted_per_cycle']:.2f}")
     print(f"wrote {args.run_dir / SUMMARY_FILE} and lcb_5fold.png")
     print(json.dumps({"out": str(args.run_dir / SUMMARY_FILE)}))

@@ -63,7 +63,7 @@ def main(args) -> int:
     report = train(mined / MERGED_FEATURES, judge, args.feature_kind, args.recall)
     pair_args = f"pretrained={target},draft={draft},window={args.window}"
     summary = {
-        "mining": totals, "classifier": {k: report[k] for k in ("counts", "kinds", "threshold", "at_threshold")},
+        "mining": totals, "classifier": {k: report[k] for k in ("counts", "kinds", "threshold", "at_threshold", "warnings")},
         "lossless": evaluate(pair_args, args.eval_task, args.eval_limit, args.device),
         "autojudge": evaluate(f"{pair_args},judge={judge}", args.eval_task, args.eval_limit, args.device),
     }
@@ -75,5 +75,7 @@ def main(args) -> int:
               f"({s['target_calls_per_request'] / base['target_calls_per_request']:.2f}x lossless) wall s/request="
               f"{s['wall_time_per_request_s']:.2f} ({s['wall_time_per_request_s'] / base['wall_time_per_request_s']:.2f}x) "
               f"accepted/cycle={s['accepted_per_cycle']:.2f}")
+    for note in report["warnings"]:
+        print(f"warning (judge training): {note}")
     print(f"wrote {args.run_dir / 'pipeline.json'}")
     return 0

@@ -113,10 +113,7 @@ def run_sweep(lm, points: list[SweepPoint], task: str, out_dir: Path, judge: str
                 model=lm, tasks=[task], task_manager=task_manager, limit=limit, gen_kwargs=gen_kwargs,
                 apply_chat_template=apply_chat_template, fewshot_as_multiturn=apply_chat_template,
                 log_samples=True, confirm_run_unsafe_code=confirm_run_unsafe_code)
-            answers: dict = {}
-            for sample in results["samples"].get(task, []):
-                answers.setdefault(str(sample["doc_id"]), {})[sample["filter"]] = sample["filtered_resps"]
-            results.pop("samples")
+            answers = answers_by_doc(results.pop("samples").get(task, []))
             result_file.write_text(json.dumps(results, indent=2, default=handle_non_serializable))
             answers_file.write_text(json.dumps(answers, default=handle_non_serializable))
         runs.append((point, json.loads(result_file.read_text()), json.loads(answers_file.read_text()), result_file))
@@ -124,6 +121,14 @@ def run_sweep(lm, points: list[SweepPoint], task: str, out_dir: Path, judge: str
     (out_dir / "sweep.json").write_text(json.dumps(combined, indent=2))
     plot_sweep(combined, out_dir / "sweep.png")
     return combined
+
+
+def answers_by_doc(samples: list[dict]) -> dict:
+    """``{doc_id: {filter: filtered_resps}}`` of one task's logged lm-eval samples (for agreement)."""
+    answers: dict = {}
+    for sample in samples:
+        answers.setdefault(str(sample["doc_id"]), {})[sample["filter"]] = sample["filtered_resps"]
+    return answers
 
 
 def primary_metric(task_results: dict) -> str:

@@ -11,7 +11,10 @@ loglikelihood requests go to the target through lm-eval's HFLM unchanged.
 from __future__ import annotations
 
 import json
+import logging
 import time
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -20,11 +23,12 @@ from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs, po
 from tqdm import tqdm
 
 from ..decoding import SpeculativeDecoder
+from ..judge import task_family
 from ..models import DTYPES, check_reference, load_pair, pair_config
 from ..settings import AcceptanceSettings, SettingsError, boolean, check_window
 from ..stats import DecodingStats
 from .model_args import check_known, parameters
-from .registration import cli_output_path
+from .registration import DropRecords, cli_output_path, quiet_lm_eval_logs
 
 OWN_KEYS = ("pretrained", "draft", "judge", "threshold", "accept_top_k", "oracle", "end_guard", "window", "dtype",
             "device", "compile", "preset", "sample_stats_path")
@@ -36,6 +40,23 @@ def _resolve_device(device: str | None) -> str:
     if device is None or (str(device).startswith("cuda") and not torch.cuda.is_available()):
         return "cuda" if torch.cuda.is_available() else "cpu"
     return str(device)
+
+
+# HFLM's warnings for a model object passed as ``pretrained``: this class always passes the loaded
+# target on purpose, single process, without accelerate or parallelize (which HFLM then refuses itself)
+LOADED_MODEL_WARNINGS = ("`pretrained` model kwarg is not of type `str`", "Passed an already-initialized model")
+
+
+@contextmanager
+def _without_loaded_model_warnings():
+    """Drop ``LOADED_MODEL_WARNINGS`` from lm-eval's HFLM logger while the block runs."""
+    logger = logging.getLogger("lm_eval.models.huggingface")
+    log_filter = DropRecords(lambda message: message.startswith(LOADED_MODEL_WARNINGS))
+    logger.addFilter(log_filter)
+    try:
+        yield
+    finally:
+        logger.removeFilter(log_filter)
 
 
 class AutoJudgeHFLM(HFLM):
@@ -62,11 +83,22 @@ class AutoJudgeHFLM(HFLM):
         if dtype not in DTYPES:
             raise SettingsError(f"dtype must be one of auto, {', '.join(DTYPES)}; got {dtype!r}")
         self.pair = load_pair(config.target, config.draft, dtype=dtype, device=device)
-        super().__init__(pretrained=self.pair.target, tokenizer=self.pair.tokenizer,
-                         batch_size=batch_size, max_length=max_length, **kwargs)
+        quiet_lm_eval_logs()
+        with _without_loaded_model_warnings():
+            super().__init__(pretrained=self.pair.target, tokenizer=self.pair.tokenizer,
+                             batch_size=batch_size, max_length=max_length, **kwargs)
         self.run_args = {"target": self.pair.target_name, "draft": self.pair.draft_name, "window": window,
                          "dtype": dtype, "device": str(device), "compile": compile, "preset": preset}
         self.configure(settings, sample_stats_path)
+
+    @classmethod
+    def create_from_arg_obj(cls, arg_dict: dict, additional_config: dict | None = None) -> "AutoJudgeHFLM":
+        """lm-eval's constructor from model_args (the CLI's path); also fills in ``pretrained`` with the
+        resolved target in ``arg_dict``, which lm-eval then records in the results and names the run's
+        output folder after (it takes the folder name from ``pretrained``; else a random name)."""
+        lm = super().create_from_arg_obj(arg_dict, additional_config)
+        arg_dict.setdefault("pretrained", lm.run_args["target"])
+        return lm
 
     def configure(self, settings: AcceptanceSettings, sample_stats_path: str | Path | None = None) -> None:
         """Set the acceptance rule for the next evaluation, keeping the loaded models; statistics
@@ -78,6 +110,7 @@ class AutoJudgeHFLM(HFLM):
                                "accept_top_k": settings.accept_top_k, "oracle": settings.oracle,
                                "end_guard": settings.end_guard}
         self.sample_stats: list[dict] = []
+        self._family_checked: set[str] = set()
         self.total_stats = DecodingStats()
         self.sample_stats_path = Path(sample_stats_path) if sample_stats_path else self._default_stats_path()
 
@@ -94,6 +127,7 @@ class AutoJudgeHFLM(HFLM):
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         """Decode each request greedily with AutoJudge; stop strings and max_gen_toks as lm-eval passes them."""
+        self._check_task_families({request.task_name for request in requests})
         eos = self.tok_decode(self.eot_token_id, skip_special_tokens=False)
         results = []
         for request in tqdm(requests, disable=disable_tqdm or self.rank != 0, desc="AutoJudge generate_until"):
@@ -111,6 +145,20 @@ class AutoJudgeHFLM(HFLM):
             self._record(request, generation)
             self.cache_hook.add_partial("generate_until", (context, gen_kwargs), text)
         return results
+
+    def _check_task_families(self, task_names: set[str]) -> None:
+        """Warn (once per task and configuration) when the judge was trained on another task family
+        than a task it decodes: its threshold and recall were measured on that family only."""
+        judge = self.decoder.judge
+        if judge is None or judge.task_family is None:
+            return
+        for name in sorted(task_names - self._family_checked):
+            if task_family(name) != judge.task_family:
+                warnings.warn(f"the judge {judge.path} was trained on {judge.task_family} mismatches but decodes "
+                              f"task {name} ({task_family(name) or 'another task family'}); its threshold and "
+                              "recall were measured on its training family only: train a judge on this task's "
+                              "mismatches, or check the result against lossless (threshold=0)", stacklevel=2)
+        self._family_checked |= task_names
 
     def _record(self, request, generation) -> None:
         self.total_stats += generation.stats

@@ -8,7 +8,9 @@ Three ways in, none editing lm-eval: the ``autojudge_harness.pth`` start-up hook
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Callable
 
 MODELS = {
     "autojudge_hf": "autojudge_harness.lm_eval_models.hf:AutoJudgeHFLM",
@@ -16,15 +18,59 @@ MODELS = {
 }
 
 
+class DropRecords(logging.Filter):
+    """A logging filter that drops the records for which ``drop(message)`` is true."""
+
+    def __init__(self, drop: Callable[[str], bool]):
+        super().__init__()
+        self.drop = drop
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.drop(record.getMessage())
+
+
+def _custom_kwargs_hint(message: str) -> bool:
+    """lm-eval's hint, logged for every task with a ``custom_dataset`` function, that such a function
+    takes kwargs from ``--metadata``: the AutoJudge tasks' loaders take none."""
+    return message.startswith("autojudge_") and "Custom kwargs can be passed to `--metadata`" in message
+
+
+def _once(marker: str) -> Callable[[str], bool]:
+    """Drop every record containing ``marker`` after the first (for a warning repeated per run)."""
+    seen = set()
+
+    def drop(message: str) -> bool:
+        if marker not in message:
+            return False
+        repeated = marker in seen
+        seen.add(marker)
+        return repeated
+    return drop
+
+
+LOG_FILTERS = {
+    "lm_eval.api.task": DropRecords(_custom_kwargs_hint),
+    # one process, several evaluations (autojudge sweep): the gen_kwargs override is the same each time
+    "lm_eval.evaluator": DropRecords(_once("specified through cli, these settings will update set parameters")),
+}
+
+
+def quiet_lm_eval_logs() -> None:
+    """Install ``LOG_FILTERS`` on lm-eval's loggers (idempotent: a logger holds a filter once)."""
+    for logger_name, log_filter in LOG_FILTERS.items():
+        logging.getLogger(logger_name).addFilter(log_filter)
+
+
 def register() -> None:
-    """Register every AutoJudge model (idempotent). Imports lm_eval.models first: lm-eval fills
-    its registry with the built-ins only while the registry is empty."""
+    """Register every AutoJudge model (idempotent) and ``quiet_lm_eval_logs``. Imports lm_eval.models
+    first: lm-eval fills its registry with the built-ins only while the registry is empty."""
     import lm_eval.models  # noqa: F401
     from lm_eval.api.registry import model_registry
 
     for name, target in MODELS.items():
         if name not in model_registry:
             model_registry.register(name, target=target)
+    quiet_lm_eval_logs()
 
 
 def is_lm_eval_cli(argv: list[str] | None = None) -> bool:

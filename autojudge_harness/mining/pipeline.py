@@ -113,7 +113,7 @@ def mine_questions(miner: Miner, manifest: dict, out: str | Path, ids: Sequence[
     if not todo:  # all done: opening a writer would leave an empty shard behind
         return totals
     with ShardWriter(out, shard[0], shard[1], manifest) as writer:
-        bar = tqdm(todo, desc=f"mining {out.name} shard {shard[0]}/{shard[1]}", disable=not progress,
+        bar = tqdm(todo, desc=f"mining into {out} (shard {shard[0]}/{shard[1]})", disable=not progress,
                    dynamic_ncols=True)
         for qid in bar:
             mined = miner.mine(prompt_ids(qid), equivalence(qid))
