@@ -215,7 +215,7 @@ def test_statistics_from_metric_deltas_and_worker_reports():
     assert summary["tokens_per_second"] == 30.0 and summary["generated_tokens"] == 60
     assert summary["acceptance_rate_per_position"] == [0.8] * 4
     assert summary["sampler"] == {"accepted_exact": 15, "accepted_lenient": 10, "judge_accepted_per_position": [4, 3, 2, 1],
-                                  "stock_cycles": 0}
+                                  "stock_cycles": 0, "rejected_windows": 0, "end_stops": 0}
     total = metrics.add(counts, counts)
     assert total["cycles"] == 20 and total["accepted_per_position"] == [16] * 4
     empty = metrics.summarize(metrics.snapshot([]), 0.0, 0)

@@ -176,28 +176,34 @@ class AcceptanceCounters:
 
     accepted_exact / accepted_lenient: accepted draft tokens of greedy requests equal to / differing
     from the target's argmax; judge_accepted_per_position: the latter by window position;
-    stock_cycles: windows (requests with >= 1 draft row) of non-greedy requests, left to vLLM."""
+    stock_cycles: windows (requests with >= 1 draft row) of non-greedy requests, left to vLLM;
+    rejected_windows: greedy windows that rejected a draft; end_stops: those of them whose emitted
+    target token is an end token (where the end guard may have stopped a lenient rule)."""
+
+    KEYS = ("accepted_exact", "accepted_lenient", "stock_cycles", "rejected_windows", "end_stops")
 
     def __init__(self, width: int, device):
-        self.totals = torch.zeros(3, dtype=torch.int64, device=device)
+        self.totals = torch.zeros(len(self.KEYS), dtype=torch.int64, device=device)
         self.judge_per_position = torch.zeros(width, dtype=torch.int64, device=device)
 
-    def add(self, greedy: torch.Tensor, cu_num_logits: torch.Tensor, result: Acceptance | None = None) -> None:
-        """Count one chunk: ``greedy`` (R,), its ``cu_num_logits``, and the rule's ``result``
-        (None when the chunk has no greedy request)."""
-        has_draft = (cu_num_logits[1:] - cu_num_logits[:-1]) > 1
-        stock = (has_draft & ~greedy).sum()
+    def add(self, greedy: torch.Tensor, cu_num_logits: torch.Tensor, result: Acceptance | None = None,
+            end_ids: torch.Tensor | None = None) -> None:
+        """Count one chunk: ``greedy`` (R,), its ``cu_num_logits``, the rule's ``result`` (None when
+        the chunk has no greedy request) and the end guard's ``end_ids`` (None: guard off)."""
+        num_drafts = (cu_num_logits[1:] - cu_num_logits[:-1]).long() - 1
+        stock = ((num_drafts > 0) & ~greedy).sum()
         if result is None:
             self.totals[2] += stock
             return
         judged = result.lenient_accepted & greedy.unsqueeze(-1)
         judge = judged.sum()
         exact = (result.num_accepted * greedy).sum() - judge
-        self.totals += torch.stack([exact, judge, stock])
+        rejected = greedy & (result.num_accepted < num_drafts)
+        emitted = result.tokens.gather(-1, result.num_accepted.unsqueeze(-1)).squeeze(-1)
+        ends = rejected & ends_at(emitted, end_ids) if end_ids is not None else torch.zeros_like(rejected)
+        self.totals += torch.stack([exact, judge, stock, rejected.sum(), ends.sum()])
         self.judge_per_position += judged.sum(0)
 
     def snapshot(self) -> dict:
         """Cumulative counts as plain ints (synchronises with the device)."""
-        exact, judge, stock = self.totals.tolist()
-        return {"accepted_exact": exact, "accepted_lenient": judge, "stock_cycles": stock,
-                "judge_accepted_per_position": self.judge_per_position.tolist()}
+        return {**dict(zip(self.KEYS, self.totals.tolist())), "judge_accepted_per_position": self.judge_per_position.tolist()}

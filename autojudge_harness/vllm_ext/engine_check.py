@@ -3,7 +3,8 @@
 Checks (exit status 1 when one fails):
   1. ours at threshold 0 emits exactly the token ids of vLLM's stock speculative decoding, and
      judge-accepts nothing;
-  2. ours at a threshold above 1 accepts every drafted token (vLLM's accepted == drafted);
+  2. ours at a threshold above 1 accepts every drafted token (vLLM's accepted == drafted), except
+     where the end guard keeps the target's end: every window that rejected a draft stopped there;
   3. in every mode, vLLM's accepted count equals the sampler's exact + judge-accepted counts;
 then prints a table: target only, stock speculative decoding, ours at threshold 0 / the judge's
 threshold / 2, top-K. The three thresholds run on ONE engine, changed between runs by the
@@ -178,9 +179,11 @@ def check_results(results: dict) -> list[str]:
     if zero["counts"]["accepted_lenient"] != 0:
         failures.append(f"threshold 0 judge-accepted {zero['counts']['accepted_lenient']} tokens")
     over = results[OVER]["counts"]
-    if over["drafted_tokens"] == 0 or over["accepted_tokens"] != over["drafted_tokens"]:
+    if over["drafted_tokens"] == 0 or over["rejected_windows"] != over["end_stops"] or (
+            over["end_stops"] == 0 and over["accepted_tokens"] != over["drafted_tokens"]):
         failures.append(f"threshold {OVER_ONE}: accepted {over['accepted_tokens']} of {over['drafted_tokens']} "
-                        "drafted tokens (expected all)")
+                        f"drafted tokens; {over['rejected_windows']} windows rejected a draft, {over['end_stops']} of "
+                        "them at the target's end token (expected all)")
     for name, result in results.items():
         c = result["counts"]
         if result.get("ours") and c["accepted_exact"] + c["accepted_lenient"] != c["accepted_tokens"]:

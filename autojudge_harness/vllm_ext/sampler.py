@@ -63,6 +63,6 @@ class AutoJudgeRejectionSampler(RejectionSampler):
         vocab = processed.shape[-1] if draft_logits is None else min(processed.shape[-1], draft_logits.shape[-1])
         result = verify_windows(processed[:, :vocab].argmax(-1), verify_draft_sampled, cu_num_logits,
                                 self.num_speculative_steps, allowed, self.end_ids)
-        self.counters.add(greedy, cu_num_logits, result)
+        self.counters.add(greedy, cu_num_logits, result, self.end_ids)
         sampled, num_sampled = merge_greedy(greedy, result, sampled, num_sampled)
         return processed, sampled, num_sampled
