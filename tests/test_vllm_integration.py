@@ -186,11 +186,13 @@ def test_sampler_takes_the_argmax_over_the_draft_vocabulary_like_vllm():
             assert sampled[0, :int(num[0])].tolist() == expected
 
 
-def vllm_config(additional_config, method="draft_model", rejection="standard", batch_sharded=False):
+def vllm_config(additional_config, method="draft_model", rejection="standard", batch_sharded=False,
+                async_scheduling=False):
     return SimpleNamespace(additional_config=additional_config,
                            speculative_config=SimpleNamespace(method=method, rejection_sample_method=rejection,
                                                               enable_adaptive_verification=False),
                            parallel_config=SimpleNamespace(enable_batch_sharded_sampling=batch_sharded),
+                           scheduler_config=SimpleNamespace(async_scheduling=async_scheduling),
                            is_mm_encoder_only=False)
 
 
@@ -210,6 +212,7 @@ def test_worker_and_runner_refuse_bad_settings_before_touching_the_gpu(tmp_path)
                             (vllm_config(good, method="ngram"), "not speculative method 'ngram'"),
                             (vllm_config(good, rejection="synthetic"), "rejection_sample_method='synthetic'"),
                             (vllm_config(good, batch_sharded=True), "enable_batch_sharded_sampling"),
+                            (vllm_config(good, async_scheduling=True), "async_scheduling cannot be combined with judge"),
                             (vllm_config(to_additional_config(AcceptanceSettings(accept_top_k=2)), batch_sharded=True),
                              "cannot be combined with top_k"),
                             (vllm_config(to_additional_config(AcceptanceSettings(oracle=judge))), "HF backend only")):
@@ -325,7 +328,7 @@ def test_lm_eval_model_is_registered_and_builds_the_engine_arguments(tiny_dir, t
                       batch_size="auto", device="cuda")
     kwargs = built.value.args[0]
     assert kwargs["model"] == str(tiny_dir) and kwargs["worker_cls"] == installed_vllm().worker_cls
-    assert kwargs["disable_log_stats"] is False
+    assert kwargs["disable_log_stats"] is False and kwargs["async_scheduling"] is False
     assert kwargs["speculative_config"] == {"method": "draft_model", "model": str(tiny_draft_dir),
                                             "num_speculative_tokens": 4}
     assert dict(kwargs["additional_config"]) == {"autojudge": {"judge": str(judge.resolve()), "threshold": 0.3,
@@ -345,6 +348,7 @@ def test_lm_eval_model_is_registered_and_builds_the_engine_arguments(tiny_dir, t
                 ({"end_guard": "perhaps"}, ValueError, "end_guard must be true or false"),
                 ({"preset": "nope"}, ValueError, "unknown vLLM preset 'nope'"),
                 ({"data_parallel_size": 2}, VLLMSettingsError, "data_parallel_size=1"),
+                ({"judge": str(judge), "async_scheduling": True}, VLLMSettingsError, "async_scheduling cannot be"),
                 ({"worker_cls": "x.Y"}, VLLMSettingsError, "sets worker_cls itself"),
                 ({"additional_config": {"autojudge": {}}}, VLLMSettingsError, "do not give it"),
                 ({"speculative_config": {"rejection_sample_method": "fly"}}, VLLMSettingsError, "'fly'"),

@@ -83,7 +83,9 @@ def test_engine_kwargs(tmp_path):
         "additional_config": {"autojudge": {"judge": s.judge, "threshold": 0.4, "accept_top_k": None, "oracle": None,
                                             "end_guard": True}},
         "disable_log_stats": False,
+        "async_scheduling": False,
     }
+    assert "async_scheduling" not in engine_kwargs("d", 8, AcceptanceSettings())   # lossless: vLLM's own choice
     assert isinstance(kwargs["additional_config"], settings.AdditionalConfig)
     for worker_cls in settings.WORKER_CLASSES.values():   # the classes vLLM will import in each worker
         module, cls = worker_cls.rsplit(".", 1)
@@ -155,6 +157,30 @@ def test_run_config_errors_name_their_key(tmp_path, kwargs, message):
         kwargs = {**kwargs, "judge": str(write_judge(tmp_path / "j.safetensors"))}
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         settings.run_config(**kwargs)
+
+
+def test_lenient_rules_refuse_async_scheduling_whose_dropped_steps_the_sampler_would_count(tmp_path):
+    """A simulated async step past a request's end: the sampler counts it, the scheduler drops it, so the
+    judge-accepted count exceeds vLLM's accepted one; synchronous scheduling (enforced) has no such step."""
+    from autojudge_harness.vllm_ext.batched import AcceptanceCounters, verify_windows
+
+    cu = torch.tensor([0, 3], dtype=torch.int32)
+    counters = AcceptanceCounters(2, "cpu")
+    step = verify_windows(torch.tensor([5, 6, 7]), torch.tensor([0, 9, 9], dtype=torch.int32), cu, 2,
+                          torch.ones(3, dtype=torch.bool))
+    counters.add(torch.tensor([True]), cu, step)        # step N: the request ends (the scheduler keeps it)
+    vllm_accepted = int(step.num_accepted.sum())
+    counters.add(torch.tensor([True]), cu, step)        # step N+1, already scheduled: its output is dropped
+    snap = counters.snapshot()
+    assert snap["accepted_exact"] + snap["accepted_lenient"] == 2 * vllm_accepted != vllm_accepted
+    judge = AcceptanceSettings.from_args(str(write_judge(tmp_path / "j.safetensors")))
+    for rule in (judge, AcceptanceSettings(accept_top_k=2)):
+        assert engine_kwargs("d", 4, rule)["async_scheduling"] is False
+        with pytest.raises(VLLMSettingsError, match=f"async_scheduling cannot be combined with {rule.mode}"):
+            settings.check_scheduling(rule, True)
+        settings.check_scheduling(rule, False)
+        settings.check_scheduling(rule, None)
+    settings.check_scheduling(AcceptanceSettings(), True)   # lossless: vLLM counts everything itself
 
 
 def test_speculative_config_objects_are_checked_as_in_the_worker():

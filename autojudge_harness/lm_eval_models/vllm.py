@@ -22,7 +22,7 @@ from ..draft_export import engine_pair
 from ..vllm_ext import metrics
 from ..settings import AcceptanceSettings
 from ..vllm_ext.settings import (CONFIGURE_RPC, STATS_RPC, VLLMSettingsError, engine_kwargs, installed_vllm,
-                                 load_vllm_judge, run_config)
+                                 check_scheduling, load_vllm_judge, run_config)
 from .model_args import check_known, parameters
 
 RELEASE = installed_vllm()  # before importing vllm: a clear error when it is missing or another release
@@ -56,6 +56,7 @@ class AutoJudgeVLLM(VLLM):
             raise VLLMSettingsError("autojudge_vllm runs one engine (data_parallel_size=1): lm-eval's data "
                                     "parallelism starts engines in Ray actors whose statistics cannot be read; "
                                     "use tensor_parallel_size")
+        check_scheduling(settings, kwargs.get("async_scheduling"))
         for key in ("worker_cls", "disable_log_stats"):
             if key in kwargs:
                 raise VLLMSettingsError(f"autojudge_vllm sets {key} itself; remove it from model_args")

@@ -21,8 +21,8 @@ from dataclasses import replace
 from ..settings import AcceptanceSettings
 from .batched import LenientRule, end_token_ids
 from .sampler import AutoJudgeRejectionSampler
-from .settings import (VLLMSettingsError, check_speculative_config, from_additional_config, installed_vllm,
-                       load_vllm_judge)
+from .settings import (VLLMSettingsError, check_scheduling, check_speculative_config, from_additional_config,
+                       installed_vllm, load_vllm_judge)
 
 
 class AutoJudgeModelRunner(GPUModelRunner):
@@ -32,6 +32,7 @@ class AutoJudgeModelRunner(GPUModelRunner):
         installed_vllm()
         self.autojudge = from_additional_config(vllm_config.additional_config)
         check_speculative_config(vllm_config.speculative_config)
+        check_scheduling(self.autojudge, vllm_config.scheduler_config.async_scheduling)
         if self.autojudge.mode == "oracle":
             raise VLLMSettingsError("the oracle (perfect judge) runs in the HF backend only (autojudge_hf)")
         if self.autojudge.mode != "lossless" and vllm_config.parallel_config.enable_batch_sharded_sampling:

@@ -165,8 +165,23 @@ def engine_kwargs(draft: str, window: int, settings: AcceptanceSettings,
         spec[key] = value
     if settings.mode == "oracle":
         raise VLLMSettingsError("the oracle (perfect judge) runs in the HF backend only (autojudge_hf)")
-    return {"speculative_config": spec, "worker_cls": worker_cls,
-            "additional_config": to_additional_config(settings, additional_config), "disable_log_stats": False}
+    kwargs = {"speculative_config": spec, "worker_cls": worker_cls,
+              "additional_config": to_additional_config(settings, additional_config), "disable_log_stats": False}
+    if settings.mode != "lossless":
+        kwargs["async_scheduling"] = False   # exact counts: see check_scheduling
+    return kwargs
+
+
+def check_scheduling(settings: AcceptanceSettings, async_scheduling) -> None:
+    """Refuse async scheduling with a lenient rule. With it, a request that ends in step N is already
+    scheduled in step N+1, whose output the scheduler drops before counting its spec-decode stats
+    (vllm/v1/core/sched/scheduler.py, update_from_output) while the sampler has counted it: the
+    judge-accepted counts would exceed vLLM's accepted ones. Scheduled synchronously, every step the
+    sampler verifies is one whose output the scheduler keeps."""
+    if settings.mode != "lossless" and async_scheduling:
+        raise VLLMSettingsError(f"async_scheduling cannot be combined with {settings.mode}: the scheduler drops the "
+                                "output of steps scheduled past a request's end, which the sampler has already "
+                                "counted (engine_kwargs turns it off)")
 
 
 def load_vllm_judge(settings: AcceptanceSettings, target_hidden_size: int, draft_hidden_size: int,
