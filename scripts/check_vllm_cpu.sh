@@ -36,5 +36,5 @@ PY
 step "the vLLM tests"
 cd "$repo"
 "$py" -P -m pytest -q -p no:cacheprovider tests/test_vllm_batched.py tests/test_vllm_settings.py \
-  tests/test_vllm_engine_check.py tests/test_vllm_integration.py
+  tests/test_vllm_engine_check.py tests/test_vllm_integration.py tests/test_vllm_draft_export.py
 step "done"
