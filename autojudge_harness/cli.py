@@ -20,6 +20,8 @@ COMMANDS = {
     "oracle": ("autojudge_harness.oracle:main", "the perfect judge for a task (Algorithm 1 on its prompts): an oracle file"),
     "pipeline": ("autojudge_harness.experiments.pipeline:main", "mine -> train -> evaluate (lossless vs judge)"),
     "lcb-5fold": ("autojudge_harness.experiments.lcb_5fold:main", "LiveCodeBench 5-fold out-of-fold protocol"),
+    "check-vllm": ("autojudge_harness.vllm_ext.engine_check:main",
+                   "the vLLM backend on a real engine: threshold 0 == stock speculative decoding, and more"),
     "bench decoding": ("autojudge_harness.bench.decoding:main",
                        "time decoding modes side by side on one loaded pair"),
     "bench mining": ("autojudge_harness.bench.mining:main", "labelled mismatches per minute of the miners"),

