@@ -40,6 +40,12 @@ def default_batch_size(device: str | torch.device) -> int:
     return 32 if torch.device(device).type == "cuda" else 8
 
 
+def default_lookahead(batch_size: int) -> int:
+    """Look-ahead tokens per continuation step by default: 8 for the sequential miner, 0 in a batch
+    (proposed tokens are padded into every row of the forward and cost compute there)."""
+    return 8 if batch_size == 1 else 0
+
+
 class BatchedLM:
     """``slots`` independent KV-cache rows of one causal LM (a transformers model with ``.model``,
     full attention); ``forward`` feeds several rows at once, ``lengths[s]`` = tokens row s holds."""
