@@ -81,7 +81,9 @@ def main(args) -> int:
         raise SystemExit(f"--data {args.data} has no questions from --offset {args.offset}")
     questions = [(args.offset + i, prompter.token_ids(pair.tokenizer, row), None) for i, row in enumerate(rows)]
     stop, mnt = prompter.stop, args.max_new_tokens
-    modes = {} if args.no_reference else {"reference-style (no cache reuse)": Miner.for_pair(pair, eq, mnt, stop, reuse_cache=False)}
+    modes = {}
+    if not args.no_reference:
+        modes["reference-style (no cache reuse)"] = Miner.for_pair(pair, eq, mnt, stop, reuse_cache=False)
     modes[SEQUENTIAL] = Miner.for_pair(pair, eq, mnt, stop, lookahead=args.lookahead)
     for size in sizes:
         modes[f"batched, batch {size}"] = BatchedMiner.for_pair(pair, eq, size, mnt, stop, args.batched_lookahead)
@@ -94,7 +96,8 @@ def main(args) -> int:
         results[name] = dict(miner.mine_many(questions))
         seconds = time.perf_counter() - start
         mined = results[name].values()
-        totals[name] = {"seconds": seconds, "questions": len(mined), "skipped": sum(q.skipped is not None for q in mined),
+        totals[name] = {"seconds": seconds, "questions": len(mined),
+                        "skipped": sum(q.skipped is not None for q in mined),
                         "mismatches": sum(len(q.mismatches) for q in mined),
                         "important": sum(sum(m.important for m in q.mismatches) for q in mined)}
         print(f"  {name}: {seconds:.1f} s, {totals[name]['mismatches']} labelled mismatches", flush=True)
@@ -109,8 +112,8 @@ def main(args) -> int:
         t["speedup"] = base / max(t["seconds"], 1e-9)
         t["differing_questions"] = differ
         same = "yes" if not differ else f"NO: questions {differ}"
-        print(f"| {name} | {t['questions']} ({t['skipped']}) | {t['mismatches']} | {t['important']} | {t['seconds']:.1f} "
-              f"| {t['per_minute']:.1f} | {t['questions_per_minute']:.1f} | {t['speedup']:.2f}x | {same} |")
+        print(f"| {name} | {t['questions']} ({t['skipped']}) | {t['mismatches']} | {t['important']} "
+              f"| {t['seconds']:.1f} | {t['per_minute']:.1f} | {t['questions_per_minute']:.1f} | {t['speedup']:.2f}x | {same} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "totals": totals}, indent=1))
     return 0 if not any(t["differing_questions"] for t in totals.values()) else 1

@@ -29,7 +29,7 @@ from typing import Hashable, Iterable, Iterator, Sequence
 import torch
 
 from ..decoding import cache_argument
-from .algorithm import Answer, Equivalence, Feed, MinedQuestion, Miner
+from .algorithm import Equivalence, Feed, MinedQuestion, Miner
 
 SHORT = 16  # requests of more tokens get a forward of their own
 
@@ -198,8 +198,8 @@ class BatchedMiner:
                         self._advance(slots, i, None, pool, finished)
                 yield from finished
                 finished.clear()
-                feeds = {name: [(i, s.request) for i, s in enumerate(slots) if s and s.request and s.request.model == name]
-                         for name in self.lms}
+                feeds = {name: [(i, s.request) for i, s in enumerate(slots)
+                                if s and s.request and s.request.model == name] for name in self.lms}
                 waiting = [s.waiting for s in slots if s and s.waiting]
                 if not any(feeds.values()):
                     if not waiting:
