@@ -1,11 +1,14 @@
-"""Throughput of Algorithm 1: the reference-style miner (no KV-cache reuse: a fresh target cache per
-mismatch, the draft re-encoding prompt + R at every step) vs the optimized one (both caches reused,
-features captured in the same forwards), optionally with look-ahead continuations. Asserts
-identical labels and responses, prints labelled mismatches per minute and the speed-up.
+"""Throughput of Algorithm 1, in one run on the same questions: the reference-style miner (no
+KV-cache reuse: a fresh target cache per mismatch, the draft re-encoding prompt + R at every step),
+the sequential miner (both caches reused, features from the same forwards, look-ahead
+continuations) and the batched miner (``mining.batched``: many questions per forward) at several
+batch sizes. Prints labelled mismatches per minute, the speed-up over the reference-style mode and
+whether labels, positions and final responses equal the sequential miner's, question by question.
 
-    autojudge bench mining --preset smollm2-135m --data train.jsonl -n 3 --max-new-tokens 128
+    autojudge bench mining --preset smollm2-135m --data train.jsonl -n 16 --max-new-tokens 128
 
-Modes run interleaved per question (so that load from other processes hits them alike).
+Each mode mines all questions, one mode after the other (a batched mode cannot be interleaved per
+question), so load from other processes can favour one mode: rerun to see the spread.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import json
 import time
 from pathlib import Path
 
+SEQUENTIAL = "sequential"
+
 
 def configure_parser(ap) -> None:
     ap.description = __doc__.split("\n\n")[0]
@@ -21,70 +26,94 @@ def configure_parser(ap) -> None:
     ap.add_argument("--preset", default="smollm2-135m")
     ap.add_argument("--target")
     ap.add_argument("--draft")
+    ap.add_argument("--device", default="cpu")
     ap.add_argument("--data", required=True, help="GSM8K-format JSONL, e.g. GSM8K train")
-    ap.add_argument("-n", type=int, default=3, help="questions (the first n of --data)")
+    ap.add_argument("-n", type=int, default=16, help="questions (the first n of --data from --offset)")
     ap.add_argument("--offset", type=int, default=0)
     ap.add_argument("--max-new-tokens", type=int, default=128)
-    ap.add_argument("--lookahead", type=int, nargs="*", default=[0, 8],
-                    help="look-ahead settings of the optimized miner to time (0 = plain cached greedy)")
+    ap.add_argument("--lookahead", type=int, default=8, help="look-ahead of the sequential miner (0 = off)")
+    ap.add_argument("--batch-sizes", default="2,4,8", help="batch sizes of the batched miner (comma-separated)")
+    ap.add_argument("--batched-lookahead", type=int, default=0, help="look-ahead of the batched miner")
+    ap.add_argument("--no-reference", action="store_true", help="skip the (slow) reference-style mode")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--answer", choices=("strict", "flexible"), default="strict")
     ap.add_argument("--json", help="also write the results here")
 
 
-def main(args) -> int:
+def parse_batch_sizes(spec: str) -> list[int]:
+    """"2,4,8" -> [2, 4, 8]; ValueError naming the option unless every entry is an integer >= 2."""
+    try:
+        sizes = [int(x) for x in spec.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"--batch-sizes must be comma-separated integers, got {spec!r}") from None
+    if not sizes or any(s < 2 for s in sizes):
+        raise ValueError(f"--batch-sizes must be integers >= 2 (1 is the sequential miner), got {spec!r}")
+    return sizes
 
+
+def labels(mined) -> tuple:
+    """What must not depend on the mode: (position, label, tokens, target_end) per mismatch, the
+    initial and final responses, the skip reason."""
+    return ([(m.position, m.important, m.target_token, m.draft_token, m.target_end) for m in mined.mismatches],
+            mined.initial_response_ids, mined.response_ids, mined.skipped)
+
+
+def main(args) -> int:
     import torch
 
     from ..answers import read_gsm8k_jsonl
     from ..mining.algorithm import GSM8KEquivalence, Miner
+    from ..mining.batched import BatchedMiner
     from ..mining.pipeline import gsm8k_prompts
-    from ..models import load_pair, resolve_preset
+    from ..models import pair_config, load_pair
 
+    try:
+        sizes = parse_batch_sizes(args.batch_sizes)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
     torch.set_num_threads(args.threads)
-    preset = resolve_preset(args.preset)
-    pair = load_pair(args.target or preset.target, args.draft or preset.draft)
+    config = pair_config(args.preset, args.target, args.draft)
+    pair = load_pair(config.target, config.draft, device=args.device)
     prompter = gsm8k_prompts()
     eq = GSM8KEquivalence(prompter.stop, flexible=args.answer == "flexible")
     rows = read_gsm8k_jsonl(args.data)[args.offset:args.offset + args.n]
-    modes = {"reference (no cache reuse)": dict(reuse_cache=False)}
-    for k in args.lookahead:
-        modes[f"optimized, lookahead {k}" if k else "optimized (cache reuse)"] = dict(reuse_cache=True, lookahead=k)
-    miners = {name: Miner.for_pair(pair, eq, args.max_new_tokens, prompter.stop, **kw) for name, kw in modes.items()}
-    totals = {name: {"seconds": 0.0, "mismatches": 0, "important": 0, "target_tokens_fed": 0, "draft_tokens_fed": 0,
-                     "target_forwards": 0, "draft_forwards": 0, "skipped": 0} for name in modes}
-    print(f"{pair.target_name} / {pair.draft_name}, {len(rows)} questions, max_new_tokens {args.max_new_tokens}, "
-          f"{args.threads} thread(s)", flush=True)
-    for i, row in enumerate(rows):
-        prompt = prompter.token_ids(pair.tokenizer, row)
-        reference = None
-        for name, miner in miners.items():
-            start = time.perf_counter()
-            q = miner.mine(prompt)
-            seconds = time.perf_counter() - start
-            labels = ([(m.position, m.important, m.target_token, m.draft_token) for m in q.mismatches],
-                      q.response_ids, q.skipped)
-            if reference is None:
-                reference = labels
-            elif labels != reference:
-                raise AssertionError(f"question {args.offset + i}: {name} labels differ from the reference mode")
-            t = totals[name]
-            t["seconds"] += seconds
-            t["skipped"] += q.skipped is not None
-            for k in ("mismatches", "important", "target_tokens_fed", "draft_tokens_fed", "target_forwards",
-                      "draft_forwards"):
-                t[k] += q.stats[k]
-            print(f"  q{args.offset + i} {name:28s} {seconds:7.1f} s  {q.stats['mismatches']:3d} mismatches "
-                  f"({q.stats['important']} important){'  SKIPPED: ' + q.skipped if q.skipped else ''}", flush=True)
-    base = totals["reference (no cache reuse)"]
-    print("\n| mode | labelled mismatches | important | wall s | mismatches/min | speed-up | target tokens fed "
-          "| target forwards | draft tokens fed |\n|---|---|---|---|---|---|---|---|---|")
+    if not rows:
+        raise SystemExit(f"--data {args.data} has no questions from --offset {args.offset}")
+    questions = [(args.offset + i, prompter.token_ids(pair.tokenizer, row), None) for i, row in enumerate(rows)]
+    stop, mnt = prompter.stop, args.max_new_tokens
+    modes = {}
+    if not args.no_reference:
+        modes["reference-style (no cache reuse)"] = Miner.for_pair(pair, eq, mnt, stop, reuse_cache=False)
+    modes[SEQUENTIAL] = Miner.for_pair(pair, eq, mnt, stop, lookahead=args.lookahead)
+    for size in sizes:
+        modes[f"batched, batch {size}"] = BatchedMiner.for_pair(pair, eq, size, mnt, stop, args.batched_lookahead)
+    print(f"{pair.target_name} / {pair.draft_name}, {len(rows)} questions, max_new_tokens {mnt}, "
+          f"{args.threads} thread(s); sequential lookahead {args.lookahead}, batched lookahead "
+          f"{args.batched_lookahead}", flush=True)
+    results, totals = {}, {}
+    for name, miner in modes.items():
+        start = time.perf_counter()
+        results[name] = dict(miner.mine_many(questions))
+        seconds = time.perf_counter() - start
+        mined = results[name].values()
+        totals[name] = {"seconds": seconds, "questions": len(mined),
+                        "skipped": sum(q.skipped is not None for q in mined),
+                        "mismatches": sum(len(q.mismatches) for q in mined),
+                        "important": sum(sum(m.important for m in q.mismatches) for q in mined)}
+        print(f"  {name}: {seconds:.1f} s, {totals[name]['mismatches']} labelled mismatches", flush=True)
+    base = next(iter(totals.values()))["seconds"]
+    reference = {qid: labels(q) for qid, q in results[SEQUENTIAL].items()}
+    print("\n| mode | questions (skipped) | labelled mismatches | important | wall s | mismatches/min | questions/min "
+          "| vs first mode | identical labels to sequential |\n|---|---|---|---|---|---|---|---|---|")
     for name, t in totals.items():
+        differ = sorted(qid for qid, q in results[name].items() if labels(q) != reference[qid])
         t["per_minute"] = 60 * t["mismatches"] / max(t["seconds"], 1e-9)
-        t["speedup"] = base["seconds"] / max(t["seconds"], 1e-9)
-        print(f"| {name} | {t['mismatches']} | {t['important']} | {t['seconds']:.1f} | {t['per_minute']:.1f} | "
-              f"{t['speedup']:.2f}x | {t['target_tokens_fed']} | {t['target_forwards']} | {t['draft_tokens_fed']} |")
-    print("labels and final responses identical in all modes: yes")
+        t["questions_per_minute"] = 60 * t["questions"] / max(t["seconds"], 1e-9)
+        t["speedup"] = base / max(t["seconds"], 1e-9)
+        t["differing_questions"] = differ
+        same = "yes" if not differ else f"NO: questions {differ}"
+        print(f"| {name} | {t['questions']} ({t['skipped']}) | {t['mismatches']} | {t['important']} "
+              f"| {t['seconds']:.1f} | {t['per_minute']:.1f} | {t['questions_per_minute']:.1f} | {t['speedup']:.2f}x | {same} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "totals": totals}, indent=1))
-    return 0
+    return 0 if not any(t["differing_questions"] for t in totals.values()) else 1

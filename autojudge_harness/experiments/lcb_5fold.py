@@ -153,7 +153,7 @@ def train_fold(features: Path, out: Path, train_ids: Sequence[int], feature_kind
 
 def run(run_dir: Path, data: LCBData, target: str, draft: str, k: int = 5, seed: int = 0,
         max_new_tokens: int = 2048, window: int = 8, threshold: float | None = None, feature_kind: str = "DD-DT",
-        recall: float = 0.9, val_fraction: float = 0.1, lookahead: int = 8, lossless_baseline: bool = True,
+        recall: float = 0.9, val_fraction: float = 0.1, lookahead: int | None = None, lossless_baseline: bool = True,
         device: str = "cpu", grader=None, progress: bool = True) -> dict:
     """The whole protocol (module docstring); returns the merged result (also written to disk)."""
     from ..mining.lcb import mine_lcb
@@ -305,7 +305,8 @@ def configure_parser(parser) -> None:
     parser.add_argument("--feature-kind", default="DD-DT", choices=("DT", "DD-DT"))
     parser.add_argument("--recall", type=float, default=0.9)
     parser.add_argument("--val-fraction", type=float, default=0.1)
-    parser.add_argument("--lookahead", type=int, default=8)
+    parser.add_argument("--lookahead", type=int, default=None,
+                        help="mining look-ahead (default: 8 at batch size 1, 0 in a batch, as autojudge mine)")
     parser.add_argument("--no-lossless-baseline", action="store_true", help="skip the lossless run over all problems")
     parser.add_argument("--timeout", type=float, default=6.0, help="grader: seconds per test")
     parser.add_argument("--device", default="cpu")

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Hashable, Protocol, Sequence
+from typing import Callable, Hashable, Iterable, Iterator, Protocol, Sequence
 
 import torch
 
@@ -117,41 +117,63 @@ class MinedQuestion:
                 torch.stack([m.draft_hidden for m in self.mismatches]).float().cpu())
 
 
-class _Prefix:
-    """Bookkeeping of the tokens held in one CachedModel's KV cache (not a second cache wrapper).
+@dataclass(frozen=True)
+class Feed:
+    """A request of ``Miner.steps``: crop the question's KV cache of ``model`` ("target" or "draft")
+    to its first ``keep`` tokens, then feed ``tokens`` in one forward. Reply: (hidden states (rows, H)
+    of the last ``rows`` fed tokens, their greedy next tokens as a list, or None unless ``argmax``)."""
 
-    ``feed(prefix, new)`` leaves the cache holding prefix + new and returns the hidden states of
-    ``new``: with ``reuse`` it crops to the longest common prefix and feeds only the rest (one
-    forward); without, it re-encodes prefix + new from an empty cache.
+    model: str
+    keep: int
+    tokens: list[int]
+    rows: int
+    argmax: bool = True
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A request of ``Miner.steps``: reply ``equivalence.answer(text)`` (a grader may take long:
+    a driver can compute it in a pool while other questions decode)."""
+
+    equivalence: Equivalence
+    text: str
+
+
+class _Prefix:
+    """Bookkeeping of the tokens held in one model's KV cache for one question; its methods return
+    the ``Feed`` requests that bring the cache there.
+
+    ``feed(prefix, new)``: the cache shall hold prefix + new, the reply is the hidden states of
+    ``new``; with ``reuse`` the request keeps the longest common prefix and feeds only the rest,
+    without it re-encodes prefix + new from an empty cache.
     """
 
-    def __init__(self, lm, reuse: bool):
-        self.lm, self.reuse = lm, reuse
+    def __init__(self, model: str, reuse: bool):
+        self.model, self.reuse = model, reuse
         self.tokens: list[int] = []
         self.fed = 0
-        lm.crop(0)
+        self.forwards = 0
 
-    def feed(self, prefix: Sequence[int], new: Sequence[int]) -> torch.Tensor:
+    def _request(self, keep: int, chunk: list[int], rows: int, argmax: bool) -> Feed:
+        self.fed += len(chunk)
+        self.forwards += 1
+        return Feed(self.model, keep, chunk, rows, argmax)
+
+    def feed(self, prefix: Sequence[int], new: Sequence[int], argmax: bool = True) -> Feed:
         prefix, new = list(prefix), list(new)
         keep = _common_prefix(self.tokens, prefix) if self.reuse else 0
-        self.lm.crop(keep)
-        chunk = prefix[keep:] + new
-        hidden = self.lm.feed(chunk)
-        self.fed += len(chunk)
         self.tokens = prefix + new
-        return hidden[len(hidden) - len(new):]
+        return self._request(keep, prefix[keep:] + new, len(new), argmax)
 
     def truncate(self, length: int) -> None:
-        """Keep the first ``length`` cached tokens."""
-        self.lm.crop(length)
+        """Keep the first ``length`` cached tokens (applied by the next request's ``keep``)."""
         self.tokens = self.tokens[:length]
 
-    def append(self, new: Sequence[int]) -> torch.Tensor:
-        """Feed ``new`` after whatever the cache holds (a cached greedy step, in both modes)."""
-        hidden = self.lm.feed(list(new))
-        self.fed += len(new)
+    def append(self, new: Sequence[int]) -> Feed:
+        """Feed ``new`` after the tokens held (a cached greedy step, in both modes)."""
+        keep = len(self.tokens)
         self.tokens += list(new)
-        return hidden
+        return self._request(keep, list(new), len(new), True)
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -168,7 +190,11 @@ class Miner:
     a response; a ``stop`` string in the decoded response ends it too (lm-eval's ``until``).
     ``end_guard`` (as at decode time, ``acceptance``): a mismatch where the target's token ends the
     response is labelled and flagged ``target_end``, but R is never replaced there (the guard keeps
-    the target's end), so nothing past the target's end is mined; off: the paper's Algorithm 1."""
+    the target's end), so nothing past the target's end is mined; off: the paper's Algorithm 1.
+
+    The per-question logic is ``steps`` (a generator of ``Feed`` / ``Answer`` requests); ``mine``
+    answers them one at a time on ``target`` / ``draft``, ``mining.batched.BatchedMiner`` answers
+    the requests of many questions together."""
 
     def __init__(self, target, draft, decode: Callable[[list[int]], str], eos_ids, equivalence: Equivalence | None,
                  max_new_tokens: int = 192, stop: Sequence[str] = (), reuse_cache: bool = True,
@@ -214,8 +240,8 @@ class Miner:
 
     def _continue(self, target: _Prefix, prefix: list[int], head: list[int], first: int,
                   source: Sequence[int] = (), skip: int = 0):
-        """Feed ``first`` after prefix + head; continue greedily until EOS, a stop string or
-        ``max_new_tokens`` (counted on ``(head + [first])[skip:]``, the response proper).
+        """(generator) Feed ``first`` after prefix + head; continue greedily until EOS, a stop string
+        or ``max_new_tokens`` (counted on ``(head + [first])[skip:]``, the response proper).
         Returns (hidden state of ``first`` (H,), head + [first] + continuation).
 
         With ``self.lookahead`` > 0 and a ``source`` (the response being replaced), the greedy
@@ -227,13 +253,12 @@ class Miner:
         limit = self.max_new_tokens + skip
         ended = (lambda: len(response) >= limit or (self.stop and self.finished(response[skip:])))
         proposal = self._lookup(response, source, len(head))[:max(0, limit - len(response))]
-        rows = target.feed(prefix + head, [first] + proposal)
+        rows, predicted = yield target.feed(prefix + head, [first] + proposal)
         first_hidden = rows[0]
         if (skip == 0 and first in self.eos_ids) or ended():
             target.truncate(len(prefix) + len(response))
             return first_hidden, response
-        while True:
-            predicted = target.lm.argmax(rows).tolist()  # rows: pending token, then the proposal
+        while True:  # predicted: after the pending token, then after each proposed token
             accepted = 0
             while accepted < len(proposal) and proposal[accepted] == predicted[accepted]:
                 accepted += 1
@@ -247,7 +272,7 @@ class Miner:
             if done:
                 return first_hidden, response
             proposal = self._lookup(response, source, len(head))[:max(0, limit - len(response))]
-            rows = target.append([response[-1]] + proposal)
+            _, predicted = yield target.append([response[-1]] + proposal)
 
     def _lookup(self, response: list[int], source: Sequence[int], start: int) -> list[int]:
         """Up to ``lookahead`` tokens of ``source`` following a place (at or after ``start``) where
@@ -269,68 +294,100 @@ class Miner:
         return []
 
     def _draft_predictions(self, draft: _Prefix, prompt: list[int], response: list[int], start: int,
-                           preds: list[int]) -> list[int]:
-        """Draft argmax for positions start..len(response)-1 (teacher forcing on prompt + response);
-        returns preds[:start] + those."""
+                           preds: list[int]):
+        """(generator) Draft argmax for positions start..len(response)-1 (teacher forcing on
+        prompt + response); returns preds[:start] + those."""
         if start >= len(response):
             return preds[:start]
-        hidden = draft.feed(prompt + response[:start - 1] if start else prompt[:-1],
-                            ([response[start - 1]] if start else [prompt[-1]]) + response[start:-1])
-        return preds[:start] + draft.lm.argmax(hidden).tolist()
+        _, predicted = yield draft.feed(prompt + response[:start - 1] if start else prompt[:-1],
+                                        ([response[start - 1]] if start else [prompt[-1]]) + response[start:-1])
+        return preds[:start] + predicted
 
     # -- Algorithm 1 ----------------------------------------------------------------------------
 
-    @torch.inference_mode()
-    def mine(self, prompt_ids: Sequence[int], equivalence: Equivalence | None = None) -> MinedQuestion:
-        """Algorithm 1 on one prompt; ``equivalence`` (default: the miner's) compares the answers --
-        a per-question one where the check needs the question (LiveCodeBench: its tests)."""
+    def steps(self, prompt_ids: Sequence[int], equivalence: Equivalence | None = None):
+        """Algorithm 1 on one prompt as a generator: yields ``Feed`` / ``Answer`` requests, is sent
+        their replies, returns the ``MinedQuestion``. ``equivalence`` (default: the miner's) compares
+        the answers -- a per-question one where the check needs the question (LiveCodeBench: its
+        tests). The requests depend only on the replies, so any driver that answers them correctly
+        gets the same labels."""
         equivalence = equivalence or self.equivalence
         if equivalence is None:
             raise ValueError("no equivalence: give one to Miner or to mine()")
         prompt = list(prompt_ids)
         if not prompt:
             raise ValueError("prompt_ids must not be empty")
+        return self._steps(prompt, equivalence)
+
+    def _steps(self, prompt: list[int], equivalence: Equivalence):
         start = time.perf_counter()
-        calls = (getattr(self.target, "calls", 0), getattr(self.draft, "calls", 0))
         reuse = self.reuse_cache
-        target, draft = _Prefix(self.target, reuse), _Prefix(self.draft, reuse)
-        _, response = self._continue(target, prompt[:-1], [], prompt[-1], skip=1)
+        target, draft = _Prefix("target", reuse), _Prefix("draft", reuse)
+        _, response = yield from self._continue(target, prompt[:-1], [], prompt[-1], skip=1)
         response = response[1:]  # drop the prompt's last token
         initial = list(response)
-        answer = equivalence.answer(self.text(response))
+        answer = yield Answer(equivalence, self.text(response))
         result = MinedQuestion(prompt, initial, response, answer, None)
         if answer is None:
             result.skipped = "no_target_answer"
         else:
-            preds = self._draft_predictions(draft, prompt, response, 0, [])
+            preds = yield from self._draft_predictions(draft, prompt, response, 0, [])
             left = 0
             while True:
                 if not reuse:  # reference style: re-encode prompt + R from scratch every step
-                    preds = self._draft_predictions(draft, prompt, response, 0, [])
+                    preds = yield from self._draft_predictions(draft, prompt, response, 0, [])
                 p = next((i for i in range(left, len(response)) if preds[i] != response[i]), None)
                 if p is None or self.finished(response[:p]):
                     break
                 d = preds[p]
-                draft_hidden = draft.feed(prompt + response[:p], [d])[-1]
-                target_hidden, alternative = self._continue(target, prompt, response[:p], d, response)
-                important = not equivalence.equal(equivalence.answer(self.text(alternative)), answer)
+                rows, nxt = yield draft.feed(prompt + response[:p], [d], argmax=reuse)
+                draft_hidden = rows[-1]
+                target_hidden, alternative = yield from self._continue(target, prompt, response[:p], d, response)
+                important = not equivalence.equal((yield Answer(equivalence, self.text(alternative))), answer)
                 target_end = self.ends_at(response, p)
                 result.mismatches.append(Mismatch(p, important, response[p], d, target_hidden.clone(),
                                                   draft_hidden.clone(), target_end))
                 if not important and not (target_end and self.end_guard):
                     response = alternative
                     if reuse:  # the draft's cache holds prompt + R'[:p+1]: predictions from p+1 on
-                        nxt = int(draft.lm.argmax(draft_hidden[None])[0])
-                        preds = self._draft_predictions(draft, prompt, response, p + 2, preds[:p + 1] + [nxt]) \
+                        preds = (yield from self._draft_predictions(draft, prompt, response, p + 2,
+                                                                    preds[:p + 1] + nxt)) \
                             if p + 1 < len(response) else preds[:p + 1]
                 left = p + 1
             result.response_ids = response
         result.stats = {"seconds": time.perf_counter() - start, "target_tokens_fed": target.fed,
-                        "draft_tokens_fed": draft.fed,
-                        "target_forwards": getattr(self.target, "calls", 0) - calls[0],
-                        "draft_forwards": getattr(self.draft, "calls", 0) - calls[1], "mismatches": len(result.mismatches),
+                        "draft_tokens_fed": draft.fed, "target_forwards": target.forwards,
+                        "draft_forwards": draft.forwards, "mismatches": len(result.mismatches),
                         "important": sum(m.important for m in result.mismatches)}
         return result
+
+    @torch.inference_mode()
+    def reply(self, request: Feed | Answer):
+        """The reply to one request of ``steps``, computed on this miner's own models."""
+        if isinstance(request, Answer):
+            return request.equivalence.answer(request.text)
+        lm = self.target if request.model == "target" else self.draft
+        lm.crop(request.keep)
+        hidden = lm.feed(request.tokens)
+        rows = hidden[len(hidden) - request.rows:]
+        return rows, (lm.argmax(rows).tolist() if request.argmax else None)
+
+    def mine(self, prompt_ids: Sequence[int], equivalence: Equivalence | None = None) -> MinedQuestion:
+        """Algorithm 1 on one prompt (``steps`` answered one request at a time)."""
+        steps = self.steps(prompt_ids, equivalence)
+        reply = None
+        while True:
+            try:
+                request = steps.send(reply)
+            except StopIteration as done:
+                return done.value
+            reply = self.reply(request)
+
+    def mine_many(self, questions: Iterable[tuple[Hashable, Sequence[int], Equivalence | None]]
+                  ) -> Iterator[tuple[Hashable, MinedQuestion]]:
+        """(key, MinedQuestion) for each (key, prompt ids, equivalence) of ``questions``, in order."""
+        for key, prompt_ids, equivalence in questions:
+            yield key, self.mine(prompt_ids, equivalence)
 
 
 def _cut_at_stop(text: str, stop: Sequence[str]) -> str:

@@ -34,8 +34,12 @@ def configure_parser(ap) -> None:
     ap.add_argument("--offset", type=int, default=0, help="first question id")
     ap.add_argument("--limit", type=int, default=None, help="number of question ids from --offset")
     ap.add_argument("--max-new-tokens", type=int, default=192)
-    ap.add_argument("--lookahead", type=int, default=8,
-                    help="tokens of the old response proposed per target forward in continuations (0 = off)")
+    ap.add_argument("--lookahead", type=int, default=None,
+                    help="tokens of the old response proposed per target forward in continuations (0 = off; "
+                    "default 8 for --batch-size 1, else 0: in a batch, proposed tokens pad every row)")
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="questions mined together (one forward per model for all of them; same labels as 1 = "
+                    "the sequential miner); default: 8 on CPU, 32 on CUDA")
     ap.add_argument("--answer", choices=("strict", "flexible"), default="strict",
                     help="GSM8K answer extraction for the equivalence check: strict = number after 'The final "
                     "answer is' (the paper's), flexible = last number (the task's second filter)")
@@ -57,6 +61,9 @@ def main(args) -> int:
         from ..models import load_pair, pair_config
         from .pipeline import load_gsm8k, mine_gsm8k, select_ids
 
+        if args.batch_size is not None and args.batch_size < 1:
+            raise SystemExit(f"--batch-size must be >= 1, got {args.batch_size}")
+
         try:
             config = pair_config(args.preset, args.target, args.draft)
         except ValueError as err:
@@ -70,7 +77,7 @@ def main(args) -> int:
         pair = load_pair(target, draft, dtype=args.dtype, device=args.device)
         totals = mine_gsm8k(pair, rows, info, args.out, ids, shard, args.max_new_tokens, args.lookahead,
                             args.dtype, progress=not args.no_progress, flexible=args.answer == "flexible",
-                            end_guard=not args.no_end_guard)
+                            end_guard=not args.no_end_guard, batch_size=args.batch_size)
         print(json.dumps({"out": args.out, "shard": args.shard, **totals}), flush=True)
     elif not args.merge:
         raise SystemExit("nothing to do: give --data/--dataset to mine and/or --merge")

@@ -5,6 +5,7 @@ here (``autojudge mine`` is its CLI), LiveCodeBench in ``mining/lcb.py``."""
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -13,6 +14,7 @@ from tqdm import tqdm
 from ..prompts import TaskPrompts
 from ..resources import bundled_problems
 from .algorithm import GSM8KEquivalence, Miner, MinedQuestion
+from .batched import BatchedMiner, default_batch_size, default_lookahead
 from .store import ShardWriter, done_question_ids, init_run, make_manifest
 
 GSM8K_TASK = "autojudge_gsm8k_cot_llama_zeroshot"
@@ -83,28 +85,44 @@ def question_record(qid: int, row: dict, mined: MinedQuestion) -> dict:
                         gold=gold_answer(row["answer"]))
 
 
+def make_miner(pair, equivalence, batch_size: int | None, max_new_tokens: int, stop: Sequence[str],
+               lookahead: int | None = None, end_guard: bool = True, answer_workers: int = 0):
+    """The miner for ``batch_size`` questions at a time: 1 = the sequential ``Miner``, more = a
+    ``BatchedMiner`` (same labels); None = ``default_batch_size`` of the pair's device. ``lookahead``
+    None = ``default_lookahead`` of the batch size."""
+    batch_size = default_batch_size(pair.target.device) if batch_size is None else batch_size
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
+    lookahead = default_lookahead(batch_size) if lookahead is None else lookahead
+    if batch_size == 1:
+        return Miner.for_pair(pair, equivalence, max_new_tokens, stop, lookahead=lookahead, end_guard=end_guard)
+    return BatchedMiner.for_pair(pair, equivalence, batch_size, max_new_tokens, stop, lookahead, end_guard,
+                                 answer_workers)
+
+
 def mine_gsm8k(pair, rows: Sequence[dict], data_info: dict, out: str | Path, ids: Sequence[int],
-               shard: tuple[int, int] = (0, 1), max_new_tokens: int = 192, lookahead: int = 8,
+               shard: tuple[int, int] = (0, 1), max_new_tokens: int = 192, lookahead: int | None = None,
                dtype: str = "float32", progress: bool = True, flexible: bool = False, end_guard: bool = True,
-               prompter: TaskPrompts | None = None) -> dict:
+               prompter: TaskPrompts | None = None, batch_size: int | None = None) -> dict:
     """Mine questions ``ids`` of ``rows`` into shard ``shard`` of run ``out``; resumes (skips ids
     already recorded in any shard of the run). Returns totals of this call. ``prompter``: the task
-    whose prompts are mined (default: zero-shot GSM8K, ``gsm8k_prompts``)."""
+    whose prompts are mined (default: zero-shot GSM8K, ``gsm8k_prompts``); ``batch_size``: see
+    ``make_miner`` (``lookahead`` too)."""
     prompter = prompter or gsm8k_prompts()
     equivalence = GSM8KEquivalence(prompter.stop, flexible=flexible)
     manifest = run_manifest(pair, data_info, prompter, equivalence, max_new_tokens, dtype, end_guard)
-    miner = Miner.for_pair(pair, equivalence, max_new_tokens=max_new_tokens, stop=prompter.stop, lookahead=lookahead,
-                           end_guard=end_guard)
+    miner = make_miner(pair, equivalence, batch_size, max_new_tokens, prompter.stop, lookahead, end_guard)
     return mine_questions(miner, manifest, out, ids, lambda qid: prompter.token_ids(pair.tokenizer, rows[qid]), lambda qid: equivalence,
                           lambda qid, mined: question_record(qid, rows[qid], mined), shard, progress)
 
 
-def mine_questions(miner: Miner, manifest: dict, out: str | Path, ids: Sequence[int], prompt_ids, equivalence,
+def mine_questions(miner, manifest: dict, out: str | Path, ids: Sequence[int], prompt_ids, equivalence,
                    record, shard: tuple[int, int] = (0, 1), progress: bool = True) -> dict:
     """Mine question ids ``ids`` into shard ``shard`` of run ``out`` (created with ``manifest``, or
-    checked against it), skipping ids already recorded in any shard. Per question id:
+    checked against it), skipping ids already recorded in any shard. ``miner``: a ``Miner`` or
+    ``BatchedMiner`` (records are written in the order questions finish). Per question id:
     ``prompt_ids(qid)`` -> token ids, ``equivalence(qid)`` -> its Equivalence, ``record(qid, mined)``
-    -> the store record. Returns totals of this call."""
+    -> the store record. Returns totals of this call (``seconds``: its wall time)."""
     out = init_run(Path(out), manifest)
     done = done_question_ids(out, manifest)
     todo = [q for q in ids if q not in done]
@@ -112,18 +130,22 @@ def mine_questions(miner: Miner, manifest: dict, out: str | Path, ids: Sequence[
               "already_done": len(ids) - len(todo)}
     if not todo:  # all done: opening a writer would leave an empty shard behind
         return totals
+    start = time.perf_counter()
     with ShardWriter(out, shard[0], shard[1], manifest) as writer:
-        bar = tqdm(todo, desc=f"mining into {out} (shard {shard[0]}/{shard[1]})", disable=not progress,
-                   dynamic_ncols=True)
-        for qid in bar:
-            mined = miner.mine(prompt_ids(qid), equivalence(qid))
-            target_features, draft_features = mined.feature_arrays()
-            writer.append(record(qid, mined), target_features.numpy(), draft_features.numpy())
-            totals["questions"] += 1
-            totals["skipped"] += mined.skipped is not None
-            totals["mismatches"] += len(mined.mismatches)
-            totals["important"] += sum(m.important for m in mined.mismatches)
-            totals["seconds"] += mined.stats["seconds"]
-            bar.set_postfix(mism=totals["mismatches"], imp=totals["important"], skip=totals["skipped"],
-                            per_min=f"{60 * totals['mismatches'] / max(totals['seconds'], 1e-9):.1f}")
+        bar = tqdm(total=len(todo), desc=f"mining into {out} (shard {shard[0]}/{shard[1]})", unit="q",
+                   disable=not progress, dynamic_ncols=True)
+        with bar:
+            for qid, mined in miner.mine_many((qid, prompt_ids(qid), equivalence(qid)) for qid in todo):
+                target_features, draft_features = mined.feature_arrays()
+                writer.append(record(qid, mined), target_features.numpy(), draft_features.numpy())
+                totals["questions"] += 1
+                totals["skipped"] += mined.skipped is not None
+                totals["mismatches"] += len(mined.mismatches)
+                totals["important"] += sum(m.important for m in mined.mismatches)
+                totals["seconds"] = time.perf_counter() - start
+                minutes = max(totals["seconds"], 1e-9) / 60
+                bar.set_postfix(mism=totals["mismatches"], imp=totals["important"], skip=totals["skipped"],
+                                q_per_min=f"{totals['questions'] / minutes:.1f}",
+                                mism_per_min=f"{totals['mismatches'] / minutes:.1f}", refresh=False)
+                bar.update()
     return totals

@@ -37,8 +37,9 @@ the mismatch was mined on (later replacements only happen after it), and ``respo
 is the draft token for an unimportant mismatch and the target token for an important one.
 
 Crash safety: a record's feature rows are written and fsynced BEFORE its JSONL line, and the line
-is one write of ``json + "\\n"``. A kill loses at most the question in flight; on reopening, a
-truncated last line (no newline) is dropped and feature rows beyond the last record are cut, then
+is one write of ``json + "\\n"``. A kill loses at most the questions in flight (one, or up to the
+batched miner's batch size); on reopening, a truncated last line (no newline) is dropped and
+feature rows beyond the last record are cut, then
 mining resumes by skipping question ids already present in any shard of the run. A corrupt line
 anywhere else, a missing features file, a manifest from another run or duplicate question ids are
 errors (ValueError naming the file and the problem).
