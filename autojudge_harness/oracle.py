@@ -22,6 +22,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cli import add_pair_arguments
+
 FORMAT = "autojudge-oracle/1"
 ORACLE_FILE = "oracle.json"
 
@@ -112,9 +114,7 @@ def configure_parser(p) -> None:
                      "equivalence, end guard), as an oracle file for decoding (oracle=FILE, the sweep's oracle point).")
     p.epilog = ("Reads: the model pair, the lm-eval task's docs. Writes (under --out): mined/ (the mining run; "
                 "resumable, the cache a second run reuses), oracle.json (the unimportant mismatches per prompt).")
-    p.add_argument("--preset", default="smollm2-135m")
-    p.add_argument("--target")
-    p.add_argument("--draft")
+    add_pair_arguments(p)
     p.add_argument("--task", default="autojudge_gsm8k_bundled")
     p.add_argument("--limit", type=int, help="the first N docs (as lm_eval --limit N)")
     p.add_argument("--max-new-tokens", type=int, help="default: the task's max_gen_toks")

@@ -86,6 +86,11 @@ def test_combine_is_relative_to_lossless_and_writes_a_plot(tmp_path):
     assert goals[0].endswith("0.80x lossless (goal <= 0.85x) at answer agreement 1.00 (goal >= 0.9): met")
     assert goals[1] == "goal, share of the perfect judge's saving in target calls: 0.80 (goal >= 0.8): met"
     assert goal_lines({**combined, "judge_threshold": 0.5}) == []   # the judge's own threshold was not swept
+    costly_oracle = combine(runs[:3] + [(SweepPoint("oracle"), *_run(0.5, 3.5, 14.0, 0.3, calls=42), Path("o.json"))],
+                            TASK, judge_threshold=0.3)
+    assert {r["share_of_oracle_saving"] for r in costly_oracle["points"]} == {None}
+    assert goal_lines(costly_oracle)[1].startswith("goal, share of the perfect judge's saving in target calls: "
+                                                   "undefined, the perfect judge saves none here (1.05x lossless")
     plot_sweep(combined, tmp_path / "s.png")
     assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="lossless"):

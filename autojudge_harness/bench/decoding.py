@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from ..answers import answers_equal, extract_final_answer
 from ..decoding import SpeculativeDecoder
+from ..cli import add_pair_arguments
 from ..models import load_pair, pair_config
 from ..prompts import TaskPrompts
 from ..settings import AcceptanceSettings
@@ -179,12 +180,8 @@ def configure_parser(p) -> None:
     p.epilog = ("Reads: the model pair, the judge file (default: the preset's), the lm-eval task's prompts, "
                 "--oracle's file. "
                 "Writes: the table on stdout and --out-json.")
-    p.add_argument("--preset", default="smollm2-135m", help="named pair; '' to use --target/--draft only")
-    p.add_argument("--target")
-    p.add_argument("--draft")
-    p.add_argument("--judge", help="judge file for the AutoJudge row (default: the preset's, if any)")
+    add_pair_arguments(p, judge_help="judge file for the AutoJudge row (default: the preset's, if any)", window=True)
     p.add_argument("--threshold", type=float, help="default: the judge file's threshold")
-    p.add_argument("--window", type=int)
     p.add_argument("--task", default="autojudge_gsm8k_bundled")
     p.add_argument("--include-path", type=Path, help="lm-eval task folder (default: the installed tasks)")
     p.add_argument("-n", type=int, default=5, help="number of prompts")

@@ -17,15 +17,15 @@ import json
 import time
 from pathlib import Path
 
+from ..cli import add_pair_arguments
+
 SEQUENTIAL = "sequential"
 
 
 def configure_parser(ap) -> None:
     ap.description = __doc__.split("\n\n")[0]
     ap.epilog = "Reads: --data (GSM8K-format JSONL), the model pair. Writes: the table on stdout; --json."
-    ap.add_argument("--preset", default="smollm2-135m")
-    ap.add_argument("--target")
-    ap.add_argument("--draft")
+    add_pair_arguments(ap)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--data", required=True, help="GSM8K-format JSONL, e.g. GSM8K train")
     ap.add_argument("-n", type=int, default=16, help="questions (the first n of --data from --offset)")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..cli import add_pair_arguments
 from .evaluation import run_lm_eval
 from .sweep import SweepPoint, answers_by_doc, combine
 
@@ -100,13 +101,9 @@ def configure_parser(p) -> None:
                 f"{DEFAULT_TASK}, original problems shipped in tasks/gsm8k_bundled/easy.jsonl). Writes (under --out): "
                 "<mode>.json (lm-eval's result JSON with the speed statistics), <mode>.answers.json, "
                 "<mode>.samples.jsonl (per-request statistics), demo.json (the table's data). Every run is redone.")
-    p.add_argument("--preset", default="smollm2-135m", help="named pair; '' to use --target/--draft only")
-    p.add_argument("--target")
-    p.add_argument("--draft")
-    p.add_argument("--judge", help="judge file (default: the preset's)")
+    add_pair_arguments(p, judge_help="judge file (default: the preset's)", window=True)
     p.add_argument("--threshold", type=float, help="AutoJudge threshold (default: the judge file's)")
     p.add_argument("--top-k", type=_at_least(2), default=2, help="K of the top-K baseline")
-    p.add_argument("--window", type=int)
     p.add_argument("--task", default=DEFAULT_TASK)
     p.add_argument("--limit", type=_at_least(0), default=10, help="documents per run (0: the whole task)")
     p.add_argument("--metric", help="'name,filter' for the accuracy column (default: the task's first metric)")

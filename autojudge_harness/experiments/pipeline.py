@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..cli import add_pair_arguments
 from ..mining.store import MERGED_FEATURES, merge
 from ..training import train
 from .evaluation import run_lm_eval
@@ -31,9 +32,7 @@ def configure_parser(p) -> None:
     p.epilog = ("Reads: a GSM8K-format JSONL (--data) or a hub dataset (--dataset); the model pair. Writes (under "
                 "--run-dir): mined/ (the mining run, resumable), judge.safetensors (+ .report.json/.png), "
                 "pipeline.json (mining totals, classifier, lm-eval metrics and speed of both modes).")
-    p.add_argument("--preset", default="smollm2-135m")
-    p.add_argument("--target")
-    p.add_argument("--draft")
+    add_pair_arguments(p)
     p.add_argument("--data", help="GSM8K-format JSONL to mine (question, answer '#### N')")
     p.add_argument("--dataset", help="hub dataset id instead of --data, e.g. openai/gsm8k (split train)")
     p.add_argument("--limit", type=int, default=60, help="questions to mine")

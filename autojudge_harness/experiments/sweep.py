@@ -26,6 +26,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..cli import add_pair_arguments
 from ..judge import Judge, load_judge
 from ..settings import AcceptanceSettings
 
@@ -317,9 +318,14 @@ def goal_lines(combined: dict, max_calls: float = 0.85, min_agreement: float = 0
     lines = [f"goal, {row['label']} (the judge's own threshold): target calls {calls:.2f}x lossless (goal <= "
              f"{max_calls}x) at answer agreement {agreement:.2f} (goal >= {min_agreement}): "
              f"{'met' if calls <= max_calls + slack and agreement >= min_agreement - slack else 'not met'}"]
+    oracle = next((r for r in combined["points"] if r["mode"] == "oracle"), None)
     if share is not None:
         lines.append(f"goal, share of the perfect judge's saving in target calls: {share:.2f} (goal >= {min_share}): "
                      f"{'met' if share >= min_share - slack else 'not met'}")
+    elif oracle is not None:
+        lines.append(f"goal, share of the perfect judge's saving in target calls: undefined, the perfect judge saves "
+                     f"none here ({oracle['target_calls_vs_lossless']:.2f}x lossless; its answer-preserving "
+                     f"substitutions lengthen the outputs); the judge: {calls:.2f}x")
     return lines
 
 
@@ -334,11 +340,7 @@ def configure_parser(p) -> None:
                 "under --oracle-cache. A rerun skips finished points. Thresholds default to the judge's own plus "
                 "--table-points - 1 more spread over its validation threshold table. The table ends with the cost "
                 "goals checked at the judge's own threshold.")
-    p.add_argument("--preset", default="smollm2-135m", help="named pair; '' to use --target/--draft only")
-    p.add_argument("--target")
-    p.add_argument("--draft")
-    p.add_argument("--judge", help="judge file (default: the preset's)")
-    p.add_argument("--window", type=int)
+    add_pair_arguments(p, judge_help="judge file (default: the preset's)", window=True)
     p.add_argument("--thresholds", type=number_list(float), help="comma-separated judge thresholds")
     p.add_argument("--table-points", type=int, default=6,
                    help="without --thresholds: this many thresholds, the judge's own and the rest spread over its "
