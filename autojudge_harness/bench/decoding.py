@@ -23,8 +23,8 @@ import torch
 from tqdm import tqdm
 
 from ..answers import answers_equal, extract_final_answer
-from ..decoding import SpeculativeDecoder
 from ..cli import add_pair_arguments
+from ..decoding import SpeculativeDecoder
 from ..models import load_pair, pair_config
 from ..prompts import TaskPrompts
 from ..settings import AcceptanceSettings

@@ -323,9 +323,11 @@ def goal_lines(combined: dict, max_calls: float = 0.85, min_agreement: float = 0
         lines.append(f"goal, share of the perfect judge's saving in target calls: {share:.2f} (goal >= {min_share}): "
                      f"{'met' if share >= min_share - slack else 'not met'}")
     elif oracle is not None:
+        lossless = next(r for r in combined["points"] if r["mode"] == "lossless")
         lines.append(f"goal, share of the perfect judge's saving in target calls: undefined, the perfect judge saves "
-                     f"none here ({oracle['target_calls_vs_lossless']:.2f}x lossless; its answer-preserving "
-                     f"substitutions lengthen the outputs); the judge: {calls:.2f}x")
+                     f"none here ({oracle['target_calls_vs_lossless']:.2f}x lossless, "
+                     f"{oracle['generated_tokens_per_request']:.1f} output tokens per request against lossless's "
+                     f"{lossless['generated_tokens_per_request']:.1f}); the judge: {calls:.2f}x")
     return lines
 
 
