@@ -122,6 +122,12 @@ def test_every_measured_table_has_its_command():
         f"  {page}: table at line {line}" for page, lines in bare.items() for line in lines)
 
 
+def test_code_fences_are_closed():
+    open_fences = [str(page.relative_to(REPO)) for page in doc_pages()
+                   if sum(line.lstrip().startswith("```") for line in page.read_text(encoding="utf-8").splitlines()) % 2]
+    assert not open_fences, f"a code block is not closed (odd number of ``` lines) in: {', '.join(open_fences)}"
+
+
 def test_the_checks_catch_a_missing_file_and_a_bare_table(tmp_path):
     """The checks themselves: a missing file is named, output paths and templates are not, and a
     table of numbers without a command is found."""
