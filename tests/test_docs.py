@@ -1,5 +1,6 @@
-"""The README and the topic pages in docs/ name only files that exist, and every table of measured
-numbers there has the command that regenerates it beside it.
+"""The README and the topic pages in docs/ name only files that exist, every table of measured
+numbers there has the command that regenerates it beside it, and the README's headline table is the
+sweep JSON it cites.
 
 Paths checked: markdown link targets (relative to the page) and any path-like token, in prose,
 inline code or code blocks, that starts with a top-level entry of the repository (``scripts/...``,
@@ -10,6 +11,7 @@ inline code or code blocks, that starts with a top-level entry of the repository
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -120,6 +122,34 @@ def test_every_measured_table_has_its_command():
     bare = {str(page.relative_to(REPO)): lines for page in doc_pages() if (lines := tables_without_command(page))}
     assert not bare, "tables of measured numbers without the command that regenerates them nearby:\n" + "\n".join(
         f"  {page}: table at line {line}" for page, lines in bare.items() for line in lines)
+
+
+def shown_equals(shown: str, value: float) -> bool:
+    """Whether the table cell ``shown`` (``0.84x``, ``5.2``) is ``value`` rounded to the cell's digits."""
+    number = shown.strip().strip("*").rstrip("x")
+    decimals = len(number.split(".", 1)[1]) if "." in number else 0
+    return abs(float(number) - value) <= 0.5 * 10 ** -decimals + 1e-9
+
+
+HEADLINE_JSON = "docs/sweep/smollm2-135m-gsm8k-unmined40.json"
+HEADLINE_ROWS = {"lossless": "lossless", "AutoJudge, judge t=0.497": "judge t=0.4974", "top-2 baseline": "top-2",
+                 "perfect judge (oracle)": "oracle"}
+HEADLINE_COLUMNS = ("agreement_with_lossless", "target_calls_per_request", "target_calls_vs_lossless",
+                    "accepted_per_cycle", "generated_tokens_per_request")
+
+
+def test_readme_headline_table_is_the_sweep_json():
+    """The README's headline table shows the numbers of the sweep JSON it cites, row by row."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert HEADLINE_JSON in readme, f"the README no longer cites {HEADLINE_JSON}: update this test"
+    points = {point["label"]: point for point in json.loads((REPO / HEADLINE_JSON).read_text())["points"]}
+    rows = {cells[0]: cells[1:] for line in readme.splitlines() if line.startswith("| ")
+            for cells in [[cell.strip() for cell in line.strip().strip("|").split("|")]] if cells[0] in HEADLINE_ROWS}
+    assert set(rows) == set(HEADLINE_ROWS), f"headline rows found: {sorted(rows)}"
+    drifted = [f"{row} / {column}: README {shown}, JSON {points[HEADLINE_ROWS[row]][column]}"
+               for row, cells in rows.items() for column, shown in zip(HEADLINE_COLUMNS, cells)
+               if not shown_equals(shown, points[HEADLINE_ROWS[row]][column])]
+    assert not drifted, "README headline table differs from " + HEADLINE_JSON + ":\n" + "\n".join(drifted)
 
 
 def test_code_fences_are_closed():
