@@ -152,9 +152,25 @@ def test_readme_headline_table_is_the_sweep_json():
     assert not drifted, "README headline table differs from " + HEADLINE_JSON + ":\n" + "\n".join(drifted)
 
 
+def test_usage_lists_every_autojudge_hf_model_arg():
+    """docs/usage.md's model_args table has one row per key autojudge_hf accepts, and no other."""
+    from autojudge_harness.lm_eval_models.hf import OWN_KEYS
+
+    lines = (REPO / "docs" / "usage.md").read_text(encoding="utf-8").splitlines()
+    start = lines.index("### `autojudge_hf` model_args")
+    first, last = tables(lines[start:])[0]
+    rows = lines[start + first + 2:start + last + 1]  # after the header and its separator
+    documented = {re.sub(r"[`*]", "", row.strip("|").split("|")[0]).strip() for row in rows}
+    assert documented == set(OWN_KEYS), (f"docs/usage.md model_args: missing {sorted(set(OWN_KEYS) - documented)}, "
+                                         f"not accepted {sorted(documented - set(OWN_KEYS))}")
+
+
+def fence_lines(page: Path) -> int:
+    return sum(line.lstrip().startswith("```") for line in page.read_text(encoding="utf-8").splitlines())
+
+
 def test_code_fences_are_closed():
-    open_fences = [str(page.relative_to(REPO)) for page in doc_pages()
-                   if sum(line.lstrip().startswith("```") for line in page.read_text(encoding="utf-8").splitlines()) % 2]
+    open_fences = [str(page.relative_to(REPO)) for page in doc_pages() if fence_lines(page) % 2]
     assert not open_fences, f"a code block is not closed (odd number of ``` lines) in: {', '.join(open_fences)}"
 
 
