@@ -77,10 +77,15 @@ def exported_draft_dir(target: str, draft: str) -> Path:
     return out
 
 
+def engine_path(reference: str) -> str:
+    """A model reference as an engine loads it: the embedded target's converted directory, others as given."""
+    return str(embedded_target_dir()) if reference == EMBEDDED_TARGET else reference
+
+
 def engine_pair(target: str, draft: str) -> EnginePair:
     """``target`` and ``draft`` references resolved to loadable paths: the embedded target to its
     converted directory, a derived draft to its export; other references (directories, hub ids) as given."""
-    target_path = str(embedded_target_dir()) if target == EMBEDDED_TARGET else target
+    target_path = engine_path(target)
     draft_path = str(exported_draft_dir(target, draft)) if parse_draft_reference(draft) is not None else draft
     return EnginePair(target, f"{target}/{draft}" if draft_path != draft else draft, target_path, draft_path)
 

@@ -209,7 +209,7 @@ class BatchedMiner:
                     cf.wait(waiting, return_when=cf.FIRST_COMPLETED)
                 for name, requests in feeds.items():
                     if requests:
-                        for (i, _), reply in zip(requests, self._replies(self.lms[name], requests)):
+                        for (i, _), reply in zip(requests, batch_replies(self.lms[name], requests)):
                             self._advance(slots, i, reply, pool, finished)
                 for i, slot in enumerate(slots):
                     if slot and slot.waiting and slot.waiting.done():
@@ -237,23 +237,25 @@ class BatchedMiner:
                 return
             reply = request.equivalence.answer(request.text)
 
-    @torch.inference_mode()
-    def _replies(self, lm: BatchedLM, requests: list[tuple[int, Feed]]) -> list[tuple[torch.Tensor, list | None]]:
-        """Replies to slot requests of one model: the short ones in one forward, each long one in its
-        own; greedy tokens of all requested rows from one lm_head product."""
-        short = [(i, r) for i, r in requests if len(r.tokens) <= SHORT]
-        groups = ([short] if short else []) + [[(i, r)] for i, r in requests if len(r.tokens) > SHORT]
-        hidden: dict[int, torch.Tensor] = {}
-        for group in groups:
-            outs = lm.forward([(i, r.keep, r.tokens) for i, r in group])
-            hidden.update({i: h[len(h) - r.rows:] for (i, r), h in zip(group, outs)})
-        wanted = [i for i, r in requests if r.argmax]
-        tokens = lm.argmax(torch.cat([hidden[i] for i in wanted])).tolist() if wanted else []
-        replies, at = {}, 0
-        for i, r in requests:
-            if r.argmax:
-                replies[i] = (hidden[i], tokens[at:at + r.rows])
-                at += r.rows
-            else:
-                replies[i] = (hidden[i], None)
-        return [replies[i] for i, _ in requests]
+
+
+@torch.inference_mode()
+def batch_replies(lm: BatchedLM, requests: list[tuple[int, Feed]]) -> list[tuple[torch.Tensor, list | None]]:
+    """Replies to the ``Feed`` requests (slot, request) of one model: the short ones in one forward, each
+    long one in its own; greedy tokens of all requested rows from one lm_head product."""
+    short = [(i, r) for i, r in requests if len(r.tokens) <= SHORT]
+    groups = ([short] if short else []) + [[(i, r)] for i, r in requests if len(r.tokens) > SHORT]
+    hidden: dict[int, torch.Tensor] = {}
+    for group in groups:
+        outs = lm.forward([(i, r.keep, r.tokens) for i, r in group])
+        hidden.update({i: h[len(h) - r.rows:] for (i, r), h in zip(group, outs)})
+    wanted = [i for i, r in requests if r.argmax]
+    tokens = lm.argmax(torch.cat([hidden[i] for i in wanted])).tolist() if wanted else []
+    replies, at = {}, 0
+    for i, r in requests:
+        if r.argmax:
+            replies[i] = (hidden[i], tokens[at:at + r.rows])
+            at += r.rows
+        else:
+            replies[i] = (hidden[i], None)
+    return [replies[i] for i, _ in requests]
