@@ -40,6 +40,13 @@ def configure_parser(ap) -> None:
     ap.add_argument("--batch-size", type=int, default=None,
                     help="questions mined together (one forward per model for all of them; same labels as 1 = "
                     "the sequential miner); default: 8 on CPU, 32 on CUDA")
+    ap.add_argument("--engine", choices=("hf", "vllm"), default="hf",
+                    help="where the target's greedy continuations run: hf (the batched miner) or vllm (one vLLM "
+                    "engine: batched generations, prefix caching, --tensor-parallel-size; the draft and the feature "
+                    "forward stay in HF; same labels; docs/mining.md)")
+    ap.add_argument("--tensor-parallel-size", type=int, default=1, help="--engine vllm: the target's GPUs")
+    ap.add_argument("--max-model-len", type=int, default=4096, help="--engine vllm: prompt + response tokens")
+    ap.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="--engine vllm")
     ap.add_argument("--answer", choices=("strict", "flexible"), default="strict",
                     help="GSM8K answer extraction for the equivalence check: strict = number after 'The final "
                     "answer is' (the paper's), flexible = last number (the task's second filter)")
@@ -52,6 +59,23 @@ def configure_parser(ap) -> None:
     ap.add_argument("--merge", action="store_true", help="merge all shards of --out afterwards "
                     "(alone, without --data/--dataset: only merge)")
     ap.add_argument("--no-progress", action="store_true")
+
+
+def vllm_target(args, target: str, pair):
+    """The ``generate`` of a vLLM engine holding ``target`` (``mining.vllm_engine``), stopping at the pair's
+    end tokens; SystemExit when vLLM is not installed or --lookahead is given."""
+    from ..endings import pair_end_ids
+    from .vllm_engine import vllm_engine, vllm_generate
+
+    if args.lookahead:
+        raise SystemExit("--lookahead does not apply to --engine vllm (its continuations are whole generations)")
+    try:
+        import vllm  # noqa: F401
+    except ImportError as err:
+        raise SystemExit(f"--engine vllm needs vLLM ({err}); docs/vllm.md installs it") from None
+    llm = vllm_engine(target, args.max_model_len, args.dtype, args.tensor_parallel_size,
+                      args.gpu_memory_utilization, enforce_eager=args.device == "cpu")
+    return vllm_generate(llm, pair_end_ids(pair))
 
 
 def main(args) -> int:
@@ -75,9 +99,10 @@ def main(args) -> int:
         rows, info = load_gsm8k(args.data, args.dataset, args.split)
         ids = select_ids(len(rows), args.offset, args.limit, shard)
         pair = load_pair(target, draft, dtype=args.dtype, device=args.device)
+        generate = vllm_target(args, target, pair) if args.engine == "vllm" else None
         totals = mine_gsm8k(pair, rows, info, args.out, ids, shard, args.max_new_tokens, args.lookahead,
                             args.dtype, progress=not args.no_progress, flexible=args.answer == "flexible",
-                            end_guard=not args.no_end_guard, batch_size=args.batch_size)
+                            end_guard=not args.no_end_guard, batch_size=args.batch_size, generate=generate)
         print(json.dumps({"out": args.out, "shard": args.shard, **totals}), flush=True)
     elif not args.merge:
         raise SystemExit("nothing to do: give --data/--dataset to mine and/or --merge")

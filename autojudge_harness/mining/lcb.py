@@ -77,11 +77,12 @@ def lcb_record(qid: int, problem: Problem, mined: MinedQuestion, equivalence: LC
 def mine_lcb(pair, problems: Sequence[Problem], rows: Sequence[dict], data_info: dict, out: str | Path,
              ids: Sequence[int], grader: Grader | None = None, shard: tuple[int, int] = (0, 1),
              max_new_tokens: int = 2048, lookahead: int | None = None, dtype: str = "float32", progress: bool = True,
-             batch_size: int | None = None, grade_workers: int = 2) -> dict:
+             batch_size: int | None = None, grade_workers: int = 2, generate=None) -> dict:
     """Mine problems ``ids`` (positions in ``problems``/``rows``, the same data as Problem and as
     dataset row) into run ``out``; resumable like ``mining.pipeline.mine_questions``. With
     ``batch_size`` > 1 (``make_miner``; default per device) the programs are graded by
-    ``grade_workers`` threads while the other problems keep decoding."""
+    ``grade_workers`` threads while the other problems keep decoding; ``generate``: the target's
+    continuations from an engine (``make_miner``)."""
     grader = grader or Grader()
     prompter = TaskPrompts(LCB_PROMPT_TASK)
     equivalences: dict[int, LCBEquivalence] = {}
@@ -92,7 +93,8 @@ def mine_lcb(pair, problems: Sequence[Problem], rows: Sequence[dict], data_info:
 
     manifest = run_manifest(pair, data_info, prompter, SimpleNamespace(name=equivalence_name(grader)),
                             max_new_tokens, dtype)  # the end guard on, as in decoding
-    miner = make_miner(pair, None, batch_size, max_new_tokens, prompter.stop, lookahead, answer_workers=grade_workers)
+    miner = make_miner(pair, None, batch_size, max_new_tokens, prompter.stop, lookahead, answer_workers=grade_workers,
+                       generate=generate)
     return mine_questions(miner, manifest, out, ids, lambda qid: prompter.token_ids(pair.tokenizer, rows[qid]), equivalence,
                           lambda qid, mined: lcb_record(qid, problems[qid], mined, equivalences.pop(qid)),
                           shard, progress)

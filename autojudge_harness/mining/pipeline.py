@@ -86,13 +86,21 @@ def question_record(qid: int, row: dict, mined: MinedQuestion) -> dict:
 
 
 def make_miner(pair, equivalence, batch_size: int | None, max_new_tokens: int, stop: Sequence[str],
-               lookahead: int | None = None, end_guard: bool = True, answer_workers: int = 0):
+               lookahead: int | None = None, end_guard: bool = True, answer_workers: int = 0, generate=None):
     """The miner for ``batch_size`` questions at a time: 1 = the sequential ``Miner``, more = a
     ``BatchedMiner`` (same labels); None = ``default_batch_size`` of the pair's device. ``lookahead``
-    None = ``default_lookahead`` of the batch size."""
+    None = ``default_lookahead`` of the batch size. ``generate`` (an engine's greedy generation,
+    ``mining.vllm_engine``): an ``EngineMiner`` instead, at any batch size, without look-ahead."""
     batch_size = default_batch_size(pair.target.device) if batch_size is None else batch_size
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
+    if generate is not None:
+        from .vllm_engine import EngineMiner
+
+        if lookahead:
+            raise ValueError("the engine miner takes no look-ahead (its continuations are whole generations)")
+        return EngineMiner.for_pair(pair, generate, equivalence, batch_size, max_new_tokens, stop, end_guard,
+                                    answer_workers)
     lookahead = default_lookahead(batch_size) if lookahead is None else lookahead
     if batch_size == 1:
         return Miner.for_pair(pair, equivalence, max_new_tokens, stop, lookahead=lookahead, end_guard=end_guard)
@@ -103,15 +111,16 @@ def make_miner(pair, equivalence, batch_size: int | None, max_new_tokens: int, s
 def mine_gsm8k(pair, rows: Sequence[dict], data_info: dict, out: str | Path, ids: Sequence[int],
                shard: tuple[int, int] = (0, 1), max_new_tokens: int = 192, lookahead: int | None = None,
                dtype: str = "float32", progress: bool = True, flexible: bool = False, end_guard: bool = True,
-               prompter: TaskPrompts | None = None, batch_size: int | None = None) -> dict:
+               prompter: TaskPrompts | None = None, batch_size: int | None = None, generate=None) -> dict:
     """Mine questions ``ids`` of ``rows`` into shard ``shard`` of run ``out``; resumes (skips ids
     already recorded in any shard of the run). Returns totals of this call. ``prompter``: the task
     whose prompts are mined (default: zero-shot GSM8K, ``gsm8k_prompts``); ``batch_size``: see
-    ``make_miner`` (``lookahead`` too)."""
+    ``make_miner`` (``lookahead`` and ``generate`` too)."""
     prompter = prompter or gsm8k_prompts()
     equivalence = GSM8KEquivalence(prompter.stop, flexible=flexible)
     manifest = run_manifest(pair, data_info, prompter, equivalence, max_new_tokens, dtype, end_guard)
-    miner = make_miner(pair, equivalence, batch_size, max_new_tokens, prompter.stop, lookahead, end_guard)
+    miner = make_miner(pair, equivalence, batch_size, max_new_tokens, prompter.stop, lookahead, end_guard,
+                       generate=generate)
     return mine_questions(miner, manifest, out, ids, lambda qid: prompter.token_ids(pair.tokenizer, rows[qid]), lambda qid: equivalence,
                           lambda qid, mined: question_record(qid, rows[qid], mined), shard, progress)
 

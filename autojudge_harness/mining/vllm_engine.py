@@ -118,6 +118,14 @@ class EngineMiner:
         self.answer_workers = answer_workers
         self.engine_calls = 0
 
+    @classmethod
+    def for_pair(cls, pair, generate: Generate, equivalence: Equivalence | None, batch_size: int,
+                 max_new_tokens: int = 192, stop: Sequence[str] = (), end_guard: bool = True,
+                 answer_workers: int = 0) -> "EngineMiner":
+        """An engine miner for an ``autojudge_harness.models.ModelPair`` (its HF target gives the features)."""
+        miner = Miner.for_pair(pair, equivalence, max_new_tokens, stop, True, 0, end_guard)
+        return cls(miner, generate, pair.target, pair.draft, batch_size, answer_workers)
+
     def mine(self, prompt_ids: Sequence[int], equivalence: Equivalence | None = None) -> MinedQuestion:
         """Algorithm 1 on one prompt."""
         return next(self.mine_many([(None, prompt_ids, equivalence)]))[1]
