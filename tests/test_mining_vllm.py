@@ -7,8 +7,8 @@ The engine runs vLLM's V1 CPU runner (the miner hooks nothing; Triton's interpre
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +21,8 @@ from autojudge_harness.resources import bundled_problems  # noqa: E402
 
 
 def mine(out: Path, *extra: str) -> None:
-    autojudge = shutil.which("autojudge")
-    assert autojudge, "the autojudge command (the project installed in this venv)"
+    autojudge = Path(sys.executable).with_name("autojudge")   # this venv's command (the project installed in it)
+    assert autojudge.is_file(), autojudge
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
            "VLLM_USE_V2_MODEL_RUNNER": "0", "TOKENIZERS_PARALLELISM": "false"}
     subprocess.run([autojudge, "mine", "--preset", "smollm2-135m", "--draft", "layers:28", "--data",

