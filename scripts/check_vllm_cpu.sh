@@ -37,4 +37,6 @@ step "the vLLM tests"
 cd "$repo"
 "$py" -P -m pytest -q -p no:cacheprovider tests/test_vllm_batched.py tests/test_vllm_settings.py \
   tests/test_vllm_engine_check.py tests/test_vllm_integration.py tests/test_vllm_draft_export.py
+step "autojudge mine --engine vllm: labels equal the HF miner's (tests/test_mining_vllm.py)"
+"$py" -P -m pytest -q -p no:cacheprovider tests/test_mining_vllm.py
 step "done"

@@ -3,7 +3,8 @@ KV-cache reuse: a fresh target cache per mismatch, the draft re-encoding prompt 
 the sequential miner (both caches reused, features from the same forwards, look-ahead
 continuations), the batched miner (``mining.batched``: many questions per forward) at several
 batch sizes and, with ``--vllm``, the engine miner on a vLLM engine (``mining.vllm_engine``). Prints
-labelled mismatches per minute, the speed-up over the reference-style mode and whether labels, positions and final responses equal the sequential miner's, question by question.
+labelled mismatches per minute, the speed-up over the reference-style mode and whether labels,
+positions and final responses equal the sequential miner's, question by question.
 
     autojudge bench mining --preset smollm2-135m --data train.jsonl -n 16 --max-new-tokens 128
 
