@@ -103,3 +103,20 @@ def test_engine_miner_refuses_lookahead(tiny_pair):
     miner = Miner.for_pair(tiny_pair, LastWord(), max_new_tokens=8, lookahead=4)
     with pytest.raises(ValueError, match="look-ahead"):
         EngineMiner(miner, hf_generate(tiny_pair.target, []), tiny_pair.target, tiny_pair.draft, 2)
+
+
+def test_mine_engine_vllm_refusals_name_the_problem(tmp_path):
+    import argparse
+    import importlib.util
+
+    from autojudge_harness.mining import cli
+
+    parser = argparse.ArgumentParser()
+    cli.configure_parser(parser)
+    base = ["--preset", "smollm2-135m", "--data", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "run")]
+    with pytest.raises(SystemExit, match="--lookahead does not apply to --engine vllm"):
+        cli.check_engine(parser.parse_args(base + ["--engine", "vllm", "--lookahead", "4"]))
+    if importlib.util.find_spec("vllm") is None:
+        with pytest.raises(SystemExit, match="--engine vllm needs vLLM"):
+            cli.main(parser.parse_args(base + ["--engine", "vllm"]))
+    cli.check_engine(parser.parse_args(base))   # the HF engine needs nothing

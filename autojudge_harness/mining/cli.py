@@ -61,18 +61,24 @@ def configure_parser(ap) -> None:
     ap.add_argument("--no-progress", action="store_true")
 
 
-def vllm_target(args, target: str, pair):
-    """The ``generate`` of a vLLM engine holding ``target`` (``mining.vllm_engine``), stopping at the pair's
-    end tokens; SystemExit when vLLM is not installed or --lookahead is given."""
-    from ..endings import pair_end_ids
-    from .vllm_engine import vllm_engine, vllm_generate
-
+def check_engine(args) -> None:
+    """SystemExit naming the problem when --engine vllm cannot run: vLLM missing, --lookahead given."""
+    if args.engine != "vllm":
+        return
     if args.lookahead:
         raise SystemExit("--lookahead does not apply to --engine vllm (its continuations are whole generations)")
     try:
         import vllm  # noqa: F401
     except ImportError as err:
         raise SystemExit(f"--engine vllm needs vLLM ({err}); docs/vllm.md installs it") from None
+
+
+def vllm_target(args, target: str, pair):
+    """The ``generate`` of a vLLM engine holding ``target`` (``mining.vllm_engine``), stopping at the pair's
+    end tokens."""
+    from ..endings import pair_end_ids
+    from .vllm_engine import vllm_engine, vllm_generate
+
     llm = vllm_engine(target, args.max_model_len, args.dtype, args.tensor_parallel_size,
                       args.gpu_memory_utilization, enforce_eager=args.device == "cpu")
     return vllm_generate(llm, pair_end_ids(pair))
@@ -87,6 +93,7 @@ def main(args) -> int:
 
         if args.batch_size is not None and args.batch_size < 1:
             raise SystemExit(f"--batch-size must be >= 1, got {args.batch_size}")
+        check_engine(args)
 
         try:
             config = pair_config(args.preset, args.target, args.draft)
