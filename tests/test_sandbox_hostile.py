@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from autojudge_harness import sandbox
 from autojudge_harness.grading import Grader, Test
 from autojudge_harness.sandbox import DRIVER, probe
 
@@ -55,6 +56,7 @@ def grader(request, tmp_path):
     root.mkdir()
     yield Grader(timeout=1.0, memory_mb=256, disk_mb=16, output_mb=1, max_processes=16, isolation=request.param,
                  tmp_root=str(root))
+    sandbox.POOL.close()  # idle sandboxes are kept for reuse until then
     assert list(root.iterdir()) == [], "temporary directories left behind"
 
 
