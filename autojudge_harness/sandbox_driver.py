@@ -664,7 +664,7 @@ def clean(scratch, keep, baseline):
 def serve(control, scratch, keep):
     """Answer the grader's control messages until it closes the socket: ``probe``; ``run`` (with the
     session's three fds) forks a session; ``end`` ends it. With ``scratch`` directories (a kernel
-    sandbox, this driver PID 2 of its own PID namespace), ``end`` kills every other process of the
+    sandbox: the driver is the only process of its PID namespace but its init), ``end`` kills every other process of the
     sandbox, empties ``scratch`` (but ``keep``) and checks that no kernel state was left, so that
     the next session starts as the first did; without (the guard level), it kills the session's
     process and the grader then ends this driver."""
@@ -672,7 +672,7 @@ def serve(control, scratch, keep):
 
     pooled = bool(scratch)
     if pooled:
-        if os.getpid() != 2:
+        if os.getppid() != 1 or len(live_pids()) > 2:  # kill(-1) below must not reach beyond the sandbox
             raise SystemExit("sandbox_driver: scratch directories given outside a fresh PID namespace")
         prctl(PR_SET_DUMPABLE, 0)  # a program may not ptrace the driver or read its memory
         prctl(PR_SET_CHILD_SUBREAPER, 1)

@@ -27,12 +27,30 @@ LEVELS = [pytest.param(level, marks=pytest.mark.skipif(bool(probe(level, os.sys.
           for level in ("bwrap", "unshare")]
 
 
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def idle_sandboxes() -> set[int]:
+    """The processes of the pool's idle sandboxes: launcher, namespace init, driver (nothing else)."""
+    found = set()
+    for boxes in sandbox.POOL._idle.values():
+        for box in boxes:
+            found.add(box.proc.pid)
+            for init in children(box.proc.pid):
+                found |= {init, *children(init)}
+    return found
+
+
 def sandbox_processes() -> list[str]:
-    """Live processes of any sandbox of this checkout: its driver (and forks of it), or a hostile
-    program's marked processes."""
-    found = []
+    """Live processes of any sandbox of this checkout but the idle ones kept for reuse: its driver
+    (and forks of it), or a hostile program's marked processes."""
+    found, idle = [], idle_sandboxes()
     for name in os.listdir("/proc"):
-        if not name.isdigit():
+        if not name.isdigit() or int(name) in idle:
             continue
         try:
             cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
