@@ -38,6 +38,7 @@ import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -750,6 +751,9 @@ class Pool:
     def __init__(self):
         self._idle: dict[tuple, list[Sandbox]] = {}
         self._lock = threading.Lock()
+        # Sandboxes are started by one long-lived thread: bwrap's --die-with-parent (PR_SET_PDEATHSIG)
+        # fires when the thread that started it ends, e.g. a worker of grade_many's thread pool.
+        self._launcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autojudge-sandbox-launcher")
 
     def acquire(self, isolation: str, limits: Limits, python: str, tmp_root: str | None) -> Sandbox:
         key = (isolation, limits, python, tmp_root)
@@ -761,7 +765,7 @@ class Pool:
             return box
         if box is not None:
             box.close()
-        box = Sandbox(isolation, limits, python, tmp_root)
+        box = self._launcher.submit(Sandbox, isolation, limits, python, tmp_root).result()
         box.key = key
         return box
 
