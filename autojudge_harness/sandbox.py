@@ -450,7 +450,7 @@ class Sandbox:
             elif isolation == "unshare":
                 (self.host_dir / "root").mkdir()
                 cmd = unshare_command(python, limits, str(self.host_dir / "root"), theirs.fileno())
-                env, cwd = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, "/"
+                env, cwd = {**ENV, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, "/"  # the setup needs sbin
             else:
                 work = self.host_dir / "work"
                 work.mkdir(mode=0o700)
