@@ -16,4 +16,5 @@ def test_bench_runs(tmp_path, capsys):
     assert bench.run(args) == 0
     [row] = json.loads(out.read_text())
     assert row["isolation"] in ("bwrap", "unshare") and row["semantics"] == "lcb" and row["programs_per_s"] > 0
+    assert 0 < row["overhead_s"] < 60
     assert "| isolation |" in capsys.readouterr().out

@@ -1,5 +1,7 @@
-"""Grading throughput benchmark: programs graded per second on ``--tests`` fast tests, and the time
-a hanging program takes, for each isolation level and semantics asked for.
+"""Grading throughput benchmark: programs graded per second on ``--tests`` fast tests, the
+per-program sandbox overhead (seconds per program and worker for a one-test program: sandbox start
+or session, teardown and one round trip), and the time a hanging program takes, for each isolation
+level and semantics asked for. Each row starts with no sandbox running.
 
     python -m autojudge_harness.bench.grading --isolation bwrap unshare guard --semantics lcb intent
 
@@ -9,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
 
 from autojudge_harness.grading import Grader, SandboxUnavailable, Test
+from autojudge_harness.sandbox import POOL
 
 FAST = "a, b = map(int, input().split())\nprint(a + b)\n"
 HANG = "while True:\n    pass\n"
@@ -21,7 +25,8 @@ DEAF = "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.description = "Grading throughput (programs per second) and the time bound for hanging programs."
+    parser.description = ("Grading throughput (programs per second), the per-program sandbox overhead and the time "
+                          "bound for hanging programs.")
     parser.epilog = "Reads: nothing (its own generated programs and tests). Writes: the table on stdout."
     parser.add_argument("--isolation", nargs="+", default=["auto"], choices=["auto", "bwrap", "unshare", "guard"])
     parser.add_argument("--semantics", nargs="+", default=["lcb"], choices=["lcb", "intent"])
@@ -40,6 +45,10 @@ def _row(isolation: str, semantics: str, args: argparse.Namespace, tmp: str) -> 
     start = time.monotonic()
     verdicts = grader.grade_many([(FAST, tests, None)] * args.programs, workers=args.workers)
     row["programs_per_s"] = round(args.programs / (time.monotonic() - start), 2)
+    workers = args.workers or os.cpu_count() or 1
+    start = time.monotonic()
+    verdicts += grader.grade_many([(FAST, tests[:1], None)] * args.programs, workers=workers)
+    row["overhead_s"] = round((time.monotonic() - start) * workers / args.programs, 3)
     if not all(v.passed for v in verdicts):
         raise RuntimeError(f"a fast program failed: {next(v for v in verdicts if not v.passed)}")
     if not args.no_hang:
@@ -48,6 +57,7 @@ def _row(isolation: str, semantics: str, args: argparse.Namespace, tmp: str) -> 
             verdict = grader.grade(program, tests)
             row[name] = round(time.monotonic() - start, 2)
             row[name.replace("_s", "_status")] = verdict.status
+    POOL.close()
     return row
 
 
