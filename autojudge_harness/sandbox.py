@@ -1,22 +1,28 @@
-"""The isolation layer of the grader: starts ``sandbox_driver.py`` for one untrusted program in a
-sandbox, talks to it, and tears the sandbox down (every process of it killed) whatever happened.
+"""The isolation layer of the grader: starts ``sandbox_driver.py`` in a sandbox, runs sessions (one
+untrusted program each, in a fork of the driver) in it, and tears it down (every process of it
+killed) whatever happened. Kernel sandboxes are kept for the next program (``POOL``).
 
 Isolation levels (``ISOLATIONS``):
 - ``bwrap`` (bubblewrap) and ``unshare`` (util-linux; as root or with user namespaces): kernel
   isolation. The program gets its own user (no capabilities), PID, network (a loopback of its own,
-  nothing outside), mount, IPC and UTS namespaces; a read-only view of /usr (and the Python
-  installation's directories, if outside /usr), the driver file, /dev and its own /proc; a fresh
-  tmpfs working directory (/work) and an empty private /tmp, each ``disk_mb`` in size (the only
-  writable places); no view of the repository, the task data, home directories, the grader's
-  processes or environment (a minimal fixed environment). When the sandbox's PID namespace ends,
-  every process in it dies, and its tmpfs are gone: nothing survives, nothing needs cleaning.
+  nothing outside), mount, IPC and UTS namespaces; a read-only view of /usr, the driver file, /dev,
+  its own /proc and the Python installation the user's interpreter needs (``interpreter``: the base
+  interpreter of a venv, its prefix, shared library and site-packages, mounted read-only at their
+  own paths after the tmpfs, so an interpreter under /tmp works too); a tmpfs working directory
+  (/work) and a private /tmp, each ``disk_mb`` in size (the only writable places); no view of the
+  repository, the task data, home directories, the grader's processes or environment (a minimal
+  fixed environment). Between two programs the driver kills every process of the sandbox but its
+  init and itself, empties /work and /tmp and checks System V IPC and keys; a sandbox it cannot
+  restore is retired. When a sandbox is closed its PID namespace ends: every process in it dies,
+  and its tmpfs are gone.
 - ``guard``: no kernel isolation. The driver runs in a fresh session in a temporary directory with
-  the in-process audit-hook guard (``sandbox_driver.install_guard``) and a /proc watchdog. Not a
-  security boundary; used only when the user asks for it explicitly.
+  the in-process audit-hook guard (``sandbox_driver.install_guard``) and a /proc watchdog; one
+  sandbox per program. Not a security boundary; used only when the user asks for it explicitly.
 
-Limits, every level: RLIMIT_AS (``memory_mb``, per process), RLIMIT_CPU, RLIMIT_FSIZE (``file_mb``),
-RLIMIT_NPROC, no core files; a cgroup (v2, else v1 memory + pids, where writable) caps the memory of
-all the program's processes together (``memory_mb`` + both tmpfs) and their number
+Limits, every level (set by the session's process, ``sandbox_driver.set_limits``): RLIMIT_AS
+(``memory_mb``, per process), RLIMIT_CPU, RLIMIT_FSIZE (``file_mb``; SIGXFSZ ignored: EFBIG),
+RLIMIT_NPROC, no core files; a cgroup (v2, else v1 memory + pids, where writable) caps the memory
+of all the sandbox's processes together (``memory_mb`` + both tmpfs) and their number
 (``processes``); without a pids cgroup the grader counts the processes itself and stops the
 program past ``processes``. Wall time and output size are enforced by the caller
 (``Sandbox.receive``)."""

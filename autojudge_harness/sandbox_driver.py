@@ -1,15 +1,23 @@
-"""Runs one untrusted program for ``autojudge_harness.grading``, inside the sandbox
-(``autojudge_harness.sandbox``): started as ``python -I -S sandbox_driver.py``, never imported by the
-grader. Standard library only.
+"""Runs untrusted programs for ``autojudge_harness.grading``, inside the sandbox
+(``autojudge_harness.sandbox``): started as ``python -I -S sandbox_driver.py CONTROL_FD [JSON]``,
+never imported by the grader. Standard library only.
 
-Protocol: newline-delimited JSON over two pipes, whose fds are the driver's two arguments (the
-grader's messages, this driver's replies). ``{"probe": true}`` is answered ``{"probe": "ok"}``.
+The driver serves sessions, one at a time, each in a fork of itself (``serve``). Control messages
+are JSON packets on a SOCK_SEQPACKET socket (fd CONTROL_FD): ``{"probe": true}`` is answered
+``{"probe": "ok"}``; ``{"run": true}`` carries three fds (the session's input pipe, reply pipe and
+stderr) and forks the session's process; ``{"end": true}`` kills it and is answered
+``{"ended": EXIT_STATUS, "clean": ""}`` (or what could not be restored). In a kernel sandbox (JSON
+gives the scratch directories) ``end`` kills every process of the sandbox but its init and the
+driver, empties /work and /tmp and checks System V IPC and keys, so the next session starts as the
+first did.
+
+A session speaks newline-delimited JSON over its two pipes:
 1. grader: ``{"setup": {...}}`` -- semantics ("lcb" | "intent"), kind ("stdio" | "call"), program,
    fn_name, timeout (s), limits {memory_bytes, cpu_seconds, file_bytes, processes}, output_bytes,
    int_max_str_digits, sys_path (extra import paths), guard (a working directory: install the
    in-process audit-hook guard, for the unisolated mode), stdout_file (intent mode).
-2. driver: ``{"ready": true}`` or a failure ``{"status": ..., "message": ...}``.
-3. grader: ``{"test": INPUT}``; driver: ``{"output": TEXT}`` (stdio), ``{"value": TOKENS}`` (call,
+2. session: ``{"ready": true}`` or a failure ``{"status": ..., "message": ...}``.
+3. grader: ``{"test": INPUT}``; session: ``{"output": TEXT}`` (stdio), ``{"value": TOKENS}`` (call,
    lcb: the typed encoding of ``encode_value``), ``{"json": TEXT}`` (call, intent) or a failure.
    Repeated until the grader stops sending (lcb) or after one test (intent).
 Failure statuses: compile_error, runtime_error, time_limit_exceeded, memory_limit_exceeded,
@@ -540,19 +548,21 @@ def start_session(control, fds, pooled):
 
 def kill_others(child):
     """SIGKILL every process of this PID namespace but its init and the driver, until none is left
-    (a fork racing the signal is caught by the next round); the session process's exit status as
-    ``subprocess`` reports it (-signal), or None."""
+    (a fork racing the signal is caught by the next round); (the session process's exit status as
+    ``subprocess`` reports it (-signal) or None, "" or which processes survived 10 s)."""
     me, status, end = os.getpid(), None, time.monotonic() + 10
-    while time.monotonic() < end:
+    while True:
         try:
             os.kill(-1, signal.SIGKILL)  # everything this process may signal in its PID namespace, itself and init excepted
         except ProcessLookupError:
             pass
         status = reap(child, status)
-        if not [pid for pid in live_pids() if pid not in (1, me)]:
-            return reap(child, status)
+        left = [pid for pid in live_pids() if pid not in (1, me)]
+        if not left:
+            return reap(child, status), ""
+        if time.monotonic() > end:
+            return status, f"processes {left[:5]} survived SIGKILL"
         time.sleep(0.001)
-    return status
 
 
 def reap(child, status):
@@ -688,9 +698,9 @@ def serve(control, scratch, keep):
             child = start_session(control, fds, pooled)
             continue
         elif "end" in message:
-            status = kill_others(child) if pooled else kill_session(child)
+            status, problem = kill_others(child) if pooled else (kill_session(child), "")
             child = None
-            problem = clean(scratch, keep, baseline) if pooled else ""
+            problem = problem or (clean(scratch, keep, baseline) if pooled else "")
             reply = {"ended": status, "clean": problem}
         else:
             reply = {"error": f"unexpected control message {str(message)[:100]}"}
