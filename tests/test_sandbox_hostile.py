@@ -19,7 +19,7 @@ from autojudge_harness.grading import Grader, Test
 from autojudge_harness.sandbox import DRIVER, probe
 
 REPO = Path(__file__).resolve().parents[1]
-MARKER = "autojudge-hostile-marker"
+MARKER = f"autojudge-hostile-marker-{os.getpid()}"  # this run's: other runs may share the machine
 SUM = "a, b = map(int, input().split())\nprint(a + b)\n"
 SUM_TESTS = [Test("3 4\n", "7\n"), Test("10 -5\n", "5\n")]
 LEVELS = [pytest.param(level, marks=pytest.mark.skipif(bool(probe(level, os.sys.executable)),
@@ -45,10 +45,30 @@ def idle_sandboxes() -> set[int]:
     return found
 
 
+def parents() -> dict[int, int]:
+    found = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                found[int(name)] = int(Path(f"/proc/{name}/stat").read_bytes().rsplit(b")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
+def descends_from_me(pid: int, parent: dict[int, int]) -> bool:
+    me = os.getpid()
+    while pid > 1:
+        pid = parent.get(pid, 0)
+        if pid == me:
+            return True
+    return False
+
+
 def sandbox_processes() -> list[str]:
-    """Live processes of any sandbox of this checkout but the idle ones kept for reuse: its driver
-    (and forks of it), or a hostile program's marked processes."""
-    found, idle = [], idle_sandboxes()
+    """Live processes of this run's sandboxes but the idle ones kept for reuse: drivers (and forks of
+    them) started by this process, or a hostile program's processes marked with this run's marker."""
+    found, idle, parent = [], idle_sandboxes(), parents()
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) in idle:
             continue
@@ -57,8 +77,9 @@ def sandbox_processes() -> list[str]:
             state = Path(f"/proc/{name}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
         except OSError:
             continue
-        if state not in (b"Z", b"X") and (b"/sandbox/driver.py" in cmdline or MARKER.encode() in cmdline
-                                          or str(DRIVER).encode() in cmdline):
+        driver = b"/sandbox/driver.py" in cmdline or str(DRIVER).encode() in cmdline
+        if state not in (b"Z", b"X") and ((driver and descends_from_me(int(name), parent))
+                                          or MARKER.encode() in cmdline):
             found.append(f"{name}: {cmdline[:200]!r}")
     return found
 
