@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,9 +136,10 @@ def load_archive(path: Path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        detail = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
         raise OfficialFormatError(f"{path}: holds pickled objects other than tensors and plain containers, refused "
-                                  f"unread (torch.load weights_only=True: {first})") from None
+                                  f"unread (torch.load weights_only=True: "
+                                  f"{'it needs ' + detail.group(1) if detail else 'not loadable'})") from None
     except (RuntimeError, OSError, EOFError, ValueError) as err:
         raise OfficialFormatError(f"{path}: unreadable torch archive ({err})") from None
 
