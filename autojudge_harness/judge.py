@@ -74,7 +74,7 @@ def model_names(reference: str) -> set[str]:
         if snapshot:
             names.add(f"{snapshot.group(1)}/{snapshot.group(2)}")
         try:
-            config = json.loads(open(os.path.join(path, "config.json")).read())
+            config = json.loads((Path(path) / "config.json").read_text())
         except (OSError, ValueError):
             config = {}
         if isinstance(config, dict) and isinstance(config.get("_name_or_path"), str) and config["_name_or_path"]:
@@ -177,8 +177,12 @@ class Judge:
 def _name_mismatch(role: str, in_use: str, recorded: tuple) -> str:
     """Why the ``role`` model ``in_use`` is not one of the ``recorded`` names, and the override."""
     names = " or ".join(repr(n) for n in recorded if n)
-    local = (" (a local directory that names no hub id: its path is not a hub-cache snapshot and its config.json "
-             "has no _name_or_path)") if os.path.isdir(in_use) else ""
+    local = ""
+    if os.path.isdir(in_use):
+        others = sorted(model_names(in_use) - {in_use, os.path.normpath(os.path.abspath(in_use))})
+        local = (f" (a local directory that names {', '.join(map(repr, others))})" if others else
+                 " (a local directory that names no hub id: its path is not a hub-cache snapshot and its "
+                 "config.json has no _name_or_path)")
     return (f"{role} model {in_use!r} != judge's {names}{local}; if it is a copy of that model, retrain the judge "
             f"recording the name in use: autojudge train ... --{role}-id {in_use}")
 

@@ -174,3 +174,11 @@ def test_dtype_warning_and_the_vllm_check(tmp_path):
                                              r"train --features run/features.safetensors --out .*dd-dt.safetensors "
                                              r"--feature-kind DT"):
         load_vllm_judge(AcceptanceSettings(judge=str(wide)), 8, 6)
+
+
+def test_a_local_copy_naming_another_model_says_which(tmp_path):
+    judge = load_judge(write_judge(tmp_path / "j.safetensors", target_model="org/target"))
+    other = tmp_path / "hub" / "models--org--other" / "snapshots" / "r1"
+    other.mkdir(parents=True)
+    with pytest.raises(JudgeFileError, match=r"\(a local directory that names 'org/other'\)"):
+        judge.check_models(8, 6, str(other), "d")
