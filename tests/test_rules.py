@@ -132,7 +132,7 @@ def test_off_values_are_lossless(name, values):
 
 
 def test_registry_and_settings():
-    assert set(RULES) == {"judge", "top_k", "oracle", "judi", "fly", "trt", "ensemble"}
+    assert {"judge", "top_k", "oracle", "judi", "fly", "trt", "ensemble"} <= set(RULES)
     owners = param_owner()
     assert owners["judi_tau"] == "judi" and owners["accept_top_k"] == "top_k" and owners["threshold"] == "judge"
     s = AcceptanceSettings.from_args(rule="judi", judi_tau="0.3")
@@ -149,3 +149,37 @@ def test_registry_and_settings():
         AcceptanceSettings.from_args(judi_tau="-1")
     assert missing_inputs(rule_class("judi"), {"target_logits", "target_hidden"}) == ["draft_logits"]
     assert missing_inputs(rule_class("fly"), {"target_logits"}) == []
+
+
+LENIENT = {"judi": {"judi_tau": 2.0}, "fly": {"fly_theta": 0.0, "fly_window": 2}, "trt": {"trt_top_k": 10, "trt_delta": 0.9},
+           "ensemble": {"ensemble_w": 0.5}, "top_k": {"accept_top_k": 20}}
+OFF = {"judi": {"judi_tau": 0.0}, "fly": {"fly_theta": math.inf}, "trt": {"trt_top_k": 10, "trt_delta": 0.0},
+       "ensemble": {}, "top_k": {"accept_top_k": 1}}
+
+
+@pytest.mark.parametrize("name", sorted(LENIENT))
+def test_hf_backend_runs_every_rule_and_its_off_value_is_lossless(tiny_pair, name):
+    """On the tiny pair (draft = its first 2 layers): the off value decodes the lossless tokens with the
+    same counts; a lenient value accepts mismatches, and the counts add up."""
+    from autojudge_harness.decoding import SpeculativeDecoder
+
+    prompt = [3, 4, 5, 6]
+    lossless = SpeculativeDecoder(tiny_pair, 4).generate(prompt, 40)
+    off = SpeculativeDecoder(tiny_pair, 4, AcceptanceSettings(name, OFF[name])).generate(prompt, 40)
+    assert off.token_ids == lossless.token_ids
+    assert (off.stats.target_calls, off.stats.cycles) == (lossless.stats.target_calls, lossless.stats.cycles)
+    lenient = SpeculativeDecoder(tiny_pair, 4, AcceptanceSettings(name, LENIENT[name], end_guard=False)).generate(prompt, 40)
+    s = lenient.stats
+    assert s.accepted_lenient + s.lenient_emitted > 0, f"{name} changed nothing on the tiny pair"
+    assert s.accepted_exact + s.accepted_lenient <= s.drafted_tokens
+    assert lenient.token_ids != lossless.token_ids or s.target_calls != lossless.stats.target_calls
+
+
+def test_vllm_refuses_rules_needing_the_draft():
+    """The vLLM sampler has target-side inputs only (no draft logits or hidden states)."""
+    from autojudge_harness.vllm_ext.settings import VLLM_INPUTS
+
+    for name in ("judi", "ensemble"):
+        assert missing_inputs(rule_class(name), VLLM_INPUTS) == ["draft_logits"]
+    for name in ("fly", "trt", "top_k"):
+        assert missing_inputs(rule_class(name), VLLM_INPUTS) == []
