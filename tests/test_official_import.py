@@ -2,7 +2,6 @@
 garipovroma/autojudge's src/calc_hiddens.py saves): layout mapping, provenance, dtype, refusals,
 and import -> train -> a judge the backends accept for the recorded pair."""
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -212,5 +211,6 @@ def test_an_imported_judge_for_the_embedded_pair_loads_in_autojudge_hf(tmp_path)
                      "--draft", draft, "--hidden-sizes", "576,576", "--eos-ids", "2", "--no-progress"]) == 0
     train(features, tmp_path / "judge.safetensors", "DD-DT", grid=GRID[-2:])
     lm = AutoJudgeHFLM(preset="smollm2-135m", judge=str(tmp_path / "judge.safetensors"), window=4)
-    assert lm.decoder.judge.training["provenance"]["source"] == "official"
-    assert json.loads(json.dumps(lm.decoder.judge.training))["provenance"]["pair"]["draft"] == draft
+    judge = lm.decoder.rule.model   # checked against the loaded pair when the decoder was built
+    assert judge.training["provenance"]["source"] == "official"
+    assert (judge.target_model, judge.draft_model, judge.dtype) == (preset.target, draft, "bfloat16")
