@@ -97,6 +97,8 @@ def test_a_downloaded_folder_is_searched_by_content_and_mapped_onto_our_layout(t
 def test_float32_rows_of_one_concatenation_skip_records_and_livecodebench_names(tmp_path):
     truths = write_official(tmp_path / "lcb.pt", questions=4, both=False, bf16=False, task="livecodebench")
     records = torch.load(tmp_path / "lcb.pt", weights_only=True)
+    unimportant = next(e for e in records[0]["changed_token_indices"] if not e[1])
+    records[0]["current_response"][0, unimportant[0]] = unimportant[2]   # the authors' earlier variant
     records.insert(1, {"skip": True, "question_id": "skipped"})
     torch.save({"last_batch_end": 8, "data": records}, tmp_path / "checkpoint.pt")   # an interrupted merge
     provenance = import_official([tmp_path / "checkpoint.pt"], tmp_path / "f.safetensors", "livecodebench", SPEC,
@@ -104,6 +106,7 @@ def test_float32_rows_of_one_concatenation_skip_records_and_livecodebench_names(
     arrays, manifest = read_features(tmp_path / "f.safetensors")
     np.testing.assert_array_equal(arrays["features_target"], np.concatenate([t["rows"] for t in truths])[:, HD:])
     assert manifest["dtype"] == "float32" and provenance["skipped_questions"] == 1
+    assert provenance["target_token_at_unimportant"] == 1
     assert provenance["question_names"] == {str(q): f"abc{q:03d}_a" for q in range(4)}
 
 

@@ -407,5 +407,8 @@ def main(args) -> int:
         print(f"read {item['path']}: {item['questions']} questions, {item['mismatches']} mismatches")
     print(f"wrote {args.out}: {provenance['mismatches']} mismatches from {provenance['questions']} questions "
           f"({provenance['skipped_questions']} skipped records), hidden states in {provenance['dtype']}")
+    if provenance["target_token_at_unimportant"]:
+        print(f"note: {provenance['target_token_at_unimportant']} unimportant mismatches have the target's token in "
+              "current_response (the authors' earlier variant; the hidden states are the draft token's either way)")
     print(f"next: autojudge train --features {args.out} --out JUDGE.safetensors --backend vllm   (DT; --backend hf: DD-DT)")
     return 0
