@@ -27,7 +27,9 @@ Semantics (``SEMANTICS``):
   happens to run it.
 Isolation (``Grader.isolation``): "auto" (bwrap, else unshare; SandboxUnavailable if neither
 works), "bwrap", "unshare", or "guard" (no kernel isolation, only the in-process guard: must be
-asked for). The level used is in every Verdict (``isolation``).
+asked for). The level used is in every Verdict (``isolation``). A kernel sandbox is kept for the next
+program (``sandbox.POOL``): each program runs in a fresh fork of its driver, and the sandbox is
+restored (processes killed, /work and /tmp emptied) or retired in between.
 """
 
 from __future__ import annotations
