@@ -553,7 +553,7 @@ def kill_others(child):
     me, status, end = os.getpid(), None, time.monotonic() + 10
     while True:
         try:
-            os.kill(-1, signal.SIGKILL)  # everything this process may signal in its PID namespace, itself and init excepted
+            os.kill(-1, signal.SIGKILL)  # all it may signal in its PID namespace but itself and init
         except ProcessLookupError:
             pass
         status = reap(child, status)

@@ -37,7 +37,8 @@ time.sleep(0.2)
 print('left')
 """
 LOOK = """import os, posix
-left = [p for p in ('/tmp/left-behind', 'left-behind', 'locked', '/tmp/fifo', '/tmp/daemon-alive') if os.path.lexists(p)]
+names = ('/tmp/left-behind', 'left-behind', 'locked', '/tmp/fifo', '/tmp/daemon-alive')
+left = [p for p in names if os.path.lexists(p)]
 others = [p for p in os.listdir('/proc') if p.isdigit() and int(p) not in (1, posix.getppid(), posix.getpid())]
 print(left, others)
 """
