@@ -178,18 +178,17 @@ class Problem:
 def _text(value, column: str, where: str) -> str:
     if isinstance(value, str):
         return value
-    if isinstance(value, date):  # datasets' JSON reader turns contest_date into a timestamp
+    if column == "contest_date" and isinstance(value, date):  # datasets' JSON reader makes it a timestamp
         return value.isoformat()
-    if isinstance(value, int) and not isinstance(value, bool):
+    if column in ("question_id", "contest_id") and isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    raise ValueError(f"{where}: column {column!r} must be text (or a date, or an integer id), got "
-                     f"{type(value).__name__}")
+    raise ValueError(f"{where}: column {column!r} must be a string, got {type(value).__name__}")
 
 
 def text_columns(row: dict, where: str = "row") -> dict:
-    """The hub's columns of ``row`` as text, as LiveCodeBench's files write them: a date or
-    timestamp (what ``datasets`` makes of contest_date) -> ISO text, an integer -> its digits;
-    ValueError naming ``where`` for a missing column or any other type."""
+    """The hub's columns of ``row`` as text, as LiveCodeBench's files write them: contest_date as a
+    date or timestamp (what ``datasets`` makes of it) -> ISO text, an integer question_id or
+    contest_id -> its digits; ValueError naming ``where`` for a missing column or any other type."""
     if not isinstance(row, dict):
         raise ValueError(f"{where}: expected a JSON object")
     missing = [c for c in COLUMNS if c not in row]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -73,8 +74,10 @@ def test_hub_rows_as_datasets_types_them_load(hub):
 
 
 def test_text_columns_errors_name_the_column():
-    with pytest.raises(ValueError, match="row 7: column 'difficulty' must be text .*got float"):
+    with pytest.raises(ValueError, match="row 7: column 'difficulty' must be a string, got float"):
         lcb.text_columns({**SUM, "difficulty": 1.5}, "row 7")
+    with pytest.raises(ValueError, match="column 'question_content' must be a string, got datetime"):
+        lcb.text_columns({**SUM, "question_content": datetime(2024, 1, 1)})
     with pytest.raises(ValueError, match="missing columns \\['metadata'\\]"):
         lcb.text_columns({k: v for k, v in SUM.items() if k != "metadata"})
     assert lcb.text_columns({**SUM, "question_id": 42})["question_id"] == "42"
