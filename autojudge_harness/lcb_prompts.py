@@ -165,7 +165,8 @@ STYLES = {s.name: s for s in (
 _MODELS_BY_STYLE = {
     "generic": ["meta-llama/Meta-Llama-3-8B-Instruct", "meta-llama/Meta-Llama-3-70B-Instruct",
                 "meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Llama-3.1-70B-Instruct",
-                "meta-llama/Llama-3.1-405B-Instruct-FP8", "meta-llama/Llama-3.3-70B-Instruct", "01-ai/Yi-Coder-9B-Chat"],
+                "meta-llama/Llama-3.1-405B-Instruct-FP8", "meta-llama/Llama-3.3-70B-Instruct",
+                "01-ai/Yi-Coder-9B-Chat"],
     "base": ["meta-llama/Meta-Llama-3-8B", "meta-llama/Meta-Llama-3-70B", "meta-llama/Llama-3.1-8B",
              "meta-llama/Llama-3.1-70B", "meta-llama/Llama-3.1-405B-FP8", "deepseek-ai/deepseek-coder-1.3b-base",
              "deepseek-ai/deepseek-coder-6.7b-base", "deepseek-ai/deepseek-coder-33b-base", "bigcode/starcoder2-3b",

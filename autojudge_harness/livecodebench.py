@@ -36,8 +36,8 @@ from typing import Iterable
 
 from .grading import Grader, Test, Verdict
 from .jsonl import iter_jsonl_objects
-from .sandbox import SandboxUnavailable
 from .lcb_prompts import AUTO, DEFAULT_STYLE, PromptStyle, resolve_style
+from .sandbox import SandboxUnavailable
 
 HUB_DATASET = "livecodebench/code_generation_lite"
 # Where ``load_hub_rows`` reads the release files from (a folder in the hub's layout works too).

@@ -22,7 +22,8 @@ from autojudge_harness.stats import DecodingStats
 TASKS = tasks_path()
 
 
-def hub_row(qid: str, date: str, content: str, tests: list[dict], fn_name: str | None = None, starter: str = "") -> dict:
+def hub_row(qid: str, date: str, content: str, tests: list[dict], fn_name: str | None = None,
+            starter: str = "") -> dict:
     """One row with the hub's columns and encodings (first test public, the rest private)."""
     platform = "leetcode" if fn_name else "atcoder"
     return {"question_title": qid.upper(), "question_content": content, "platform": platform, "question_id": qid,
@@ -150,8 +151,8 @@ def test_lcb_5fold_timeout_reaches_evaluation(tmp_path, monkeypatch):
         seen.append(lcb.task_grader().timeout)  # the grader the task's filter would build now
         ids = samples[task]
         docs = lcb.read_lcb_jsonl(bundled_problems("livecodebench_bundled"))
-        return {"samples": {task: [{"doc_id": i, "doc": docs[i], "filtered_resps": [{"passed": False, "status": "no_code"}]}
-                                   for i in ids]},
+        verdict = {"passed": False, "status": "no_code"}
+        return {"samples": {task: [{"doc_id": i, "doc": docs[i], "filtered_resps": [verdict]} for i in ids]},
                 "results": {task: {"pass@1,sandbox": 0.0}},
                 "config": {"autojudge": {"stats": DecodingStats(requests=len(ids)).summary()}}}
 

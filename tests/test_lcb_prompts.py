@@ -25,7 +25,8 @@ TASK = ("You will be given a question (problem specification) and will generate 
         "matches the specification and passes all tests.")
 ONLY = " You will NOT return anything except for the program."
 STDIN = SimpleNamespace(content="Print A + B.", starter_code="")
-CALL = SimpleNamespace(content="Return x + 1.", starter_code="class Solution:\n    def inc(self, x: int) -> int:\n        ")
+CALL = SimpleNamespace(content="Return x + 1.",
+                       starter_code="class Solution:\n    def inc(self, x: int) -> int:\n        ")
 
 
 def block(problem):

@@ -93,7 +93,8 @@ def load_data(data: str | None = None, release: str = "release_v5", limit: int |
         task, env = local_task(path)
     else:
         hub = load_hub_rows(release)
-        rows = [text_columns(hub[i], f"problem {i}") for i in range(len(hub) if limit is None else min(limit, len(hub)))]
+        count = len(hub) if limit is None else min(limit, len(hub))
+        rows = [text_columns(hub[i], f"problem {i}") for i in range(count)]
         info = {"dataset": f"livecodebench/code_generation_lite {release}", "split": "test"}
         task, env = f"autojudge_lcb_{release}", {JSONL_ENV: None}
     rows = rows[:limit] if limit is not None else rows
