@@ -15,18 +15,17 @@ overhead dominates a small model; on CPU it measured no faster (the forwards are
 
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass
 
 import torch
 import transformers
-from transformers import DynamicCache, StaticCache
-from transformers.cache_utils import StaticLayer
 
 from .acceptance import accept, ends_at, judge_allows, top_k_allows
+from .cached_model import CachedModel, static_cache_croppable
+from .endings import cut_at_stop, pair_end_ids, truncate_at_eos
 from .models import ModelPair
-from .settings import AcceptanceSettings, check_window
+from .settings import DEFAULT_WINDOW, AcceptanceSettings, check_window
 from .stats import DecodingStats
 
 
@@ -40,70 +39,11 @@ class Generation:
     finish_reason: str  # "eos", "stop", or "length"
 
 
-class CachedModel:
-    """A causal LM with its KV cache: feed tokens, get last-layer hidden states; crop to roll back.
-
-    ``static_length`` preallocates a static cache of that many tokens (needed by ``compiled``
-    forwards); otherwise the cache grows dynamically."""
-
-    def __init__(self, model: torch.nn.Module, static_length: int | None = None, compiled=None):
-        self.model = model
-        self.lm_head = model.get_output_embeddings().weight
-        self.device = self.lm_head.device
-        self.cache = (StaticCache(config=model.config, max_cache_len=static_length) if static_length
-                      else DynamicCache(config=model.config))
-        self.capacity = static_length
-        self.compiled = compiled
-        self.cache_arg = cache_argument(model.model)
-        self.length = 0
-        self.calls = 0
-
-    def reset(self) -> None:
-        """Empty the cache (kept allocated) and the call count."""
-        self.crop(0)
-        self.calls = 0
-
-    def feed(self, token_ids) -> torch.Tensor:
-        """Append ``token_ids`` (list or 1-D tensor) to the cache; return their hidden states (T, H)
-        after the final norm."""
-        ids = torch.as_tensor(token_ids, device=self.device).view(1, -1)
-        forward = self.compiled if self.compiled is not None and self.length else self.model.model
-        out = forward(input_ids=ids, use_cache=True, **{self.cache_arg: self.cache})
-        self.length += ids.shape[1]
-        self.calls += 1
-        return out.last_hidden_state[0]
-
-    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Next-token logits (T, V) for hidden states (T, H) (``W @ h.T``: faster than F.linear for few rows)."""
-        return (self.lm_head @ hidden.T).T
-
-    def argmax(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Greedy next tokens (T,) for hidden states (T, H)."""
-        return self.logits(hidden).argmax(-1)
-
-    def crop(self, length: int) -> None:
-        """Keep the first ``length`` cached tokens."""
-        if length < self.length:
-            self.cache.crop(length - self.length)
-            self.length = length
-
-
-def cache_argument(model: torch.nn.Module) -> str:
-    """The name ``model.forward`` takes its KV cache by: ``cache`` from transformers 5.21 on (5.24 is
-    pinned for the HF backend), ``past_key_values`` before (vLLM 0.33.0's transformers < 5.21)."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
-def static_cache_croppable() -> bool:
-    """Whether this transformers' static cache layers support ``crop`` (5.24 does, 5.20 does not)."""
-    return hasattr(StaticLayer, "crop")
-
-
 class SpeculativeDecoder:
     """AutoJudge decoding for one ``ModelPair`` under ``settings`` (``AcceptanceSettings``: lossless,
     a judge file + threshold, or the top-K baseline; threshold 0 and K=1 are lossless too)."""
 
-    def __init__(self, pair: ModelPair, window: int = 8, settings: AcceptanceSettings = AcceptanceSettings(),
+    def __init__(self, pair: ModelPair, window: int = DEFAULT_WINDOW, settings: AcceptanceSettings = AcceptanceSettings(),
                  compile: bool = False):
         self.window = check_window(window)
         if compile and not static_cache_croppable():
@@ -120,7 +60,7 @@ class SpeculativeDecoder:
         self.threshold = settings.resolved_threshold(judge)
         self.accept_top_k = settings.accept_top_k
         self.oracle = settings.load_oracle()
-        self.eos_ids = _eos_ids(pair)
+        self.eos_ids = pair_end_ids(pair)
         self._eos_tensor = torch.tensor(sorted(self.eos_ids), dtype=torch.long, device=pair.target.device)
         self.compiled = ((torch.compile(pair.target.model, dynamic=False), torch.compile(pair.draft.model, dynamic=False))
                          if compile else None)
@@ -148,8 +88,8 @@ class SpeculativeDecoder:
                 break
             width = min(self.window, max_new_tokens - len(new) - 1)
             self._cycle(tokens, target, draft, width, stats)
-        new = _truncate_at_eos(new, self.eos_ids)
-        text = _cut_at_stop(self.pair.tokenizer.decode(new, skip_special_tokens=True), stop)
+        new = truncate_at_eos(new, self.eos_ids)
+        text = cut_at_stop(self.pair.tokenizer.decode(new, skip_special_tokens=True), stop)
         stats.generated_tokens = len(new)
         stats.target_calls, stats.draft_calls = target.calls, draft.calls
         stats.wall_time_s = time.perf_counter() - start
@@ -287,25 +227,3 @@ class _Request:
     prompt_length: int
     stop: tuple[str, ...]
     oracle: frozenset | None   # the perfect judge's unimportant (position, draft, target) triples
-
-
-def _eos_ids(pair: ModelPair) -> frozenset[int]:
-    ids = pair.target.generation_config.eos_token_id
-    ids = [ids] if isinstance(ids, int) else list(ids or [])
-    if pair.tokenizer.eos_token_id is not None:
-        ids.append(pair.tokenizer.eos_token_id)
-    return frozenset(ids)
-
-
-def _truncate_at_eos(new: list[int], eos_ids: frozenset[int]) -> list[int]:
-    """Drop everything from the first EOS on."""
-    for i, t in enumerate(new):
-        if t in eos_ids:
-            return new[:i]
-    return new
-
-
-def _cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
-    """``text`` up to (excluding) the earliest stop string."""
-    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=len(text))
-    return text[:cut]

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from .judge import Judge, JudgeFileError, load_judge
 
+DEFAULT_WINDOW = 8   # W, draft tokens per cycle: the one default of every backend and job
+
 FIELDS = ("judge", "threshold", "accept_top_k", "oracle", "end_guard")
 
 

