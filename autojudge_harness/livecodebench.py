@@ -322,10 +322,11 @@ def check_task_sandbox() -> str:
                                  f"any generation: {err}") from None
 
 
-def task_style(lcb_prompt: str | None = None, pretrained: str | None = None, preset: str | None = None) -> PromptStyle:
-    """The prompt style a task run asks for (``--metadata '{"lcb_prompt": ...}'``; the task YAML's
-    default): a style name, or "auto" = LiveCodeBench's choice for the model (``pretrained``, or
-    the target of ``preset``), generic for a model not in its list."""
+def task_style(lcb_prompt: str = AUTO, pretrained: str | None = None, preset: str | None = None) -> PromptStyle:
+    """The prompt style a task run asks for (``--metadata '{"lcb_prompt": ...}'``, default the task
+    YAML's "auto"): a style name, or "auto" = LiveCodeBench's choice for the model (``pretrained``,
+    or the target of ``preset``; on the lm_eval CLI both come from model_args), generic for a model
+    not in its list or none named."""
     model = pretrained
     if lcb_prompt == AUTO and not model and preset:
         from .models import pair_config

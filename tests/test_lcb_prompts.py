@@ -122,8 +122,9 @@ def identity(messages, add_generation_prompt=True):
     return messages
 
 
-def test_task_default_is_generic_with_a_separator():
+def test_task_default_is_auto_generic_with_a_separator():
     task = load()
+    assert task.config.metadata["lcb_prompt"] == "auto"  # no model named: the generic fallback
     doc = list(task.eval_docs)[0]
     prompt = lp.STYLES["generic"].build(lcb.problem_from_row(doc))
     assert doc[lcb.STYLE_COLUMN] == "generic"
@@ -157,3 +158,14 @@ def test_task_metadata_selects_the_style_and_its_extraction():
         assert task.fewshot_context(next(iter(task.eval_docs)), 0).startswith(start)
     with pytest.raises(ValueError, match="unknown LiveCodeBench prompt style 'llama'"):
         load({"lcb_prompt": "llama"})
+
+
+def test_task_default_follows_the_model_in_model_args():
+    """On the lm_eval CLI the model_args are the task's metadata: the default "auto" picks
+    LiveCodeBench's style for the model named there."""
+    for metadata, style in (({"pretrained": "deepseek-ai/deepseek-coder-1.3b-base", "window": 8}, "base"),
+                            ({"pretrained": "meta-llama/Llama-3.1-8B-Instruct"}, "generic"),
+                            ({"preset": "smollm2-135m"}, "generic"),
+                            ({"pretrained": "Qwen/Qwen2.5-Coder-7B-Instruct", "lcb_prompt": "generic"}, "generic")):
+        task = load(metadata)
+        assert {d[lcb.STYLE_COLUMN] for d in task.eval_docs} == {style}, metadata

@@ -22,7 +22,7 @@ def grader():
     return lcb.task_grader()
 
 
-def load_dataset(release: str = lcb.DEFAULT_RELEASE, lcb_prompt: str | None = None, pretrained: str | None = None,
+def load_dataset(release: str = lcb.DEFAULT_RELEASE, lcb_prompt: str = lcb.AUTO, pretrained: str | None = None,
                  preset: str | None = None, **_metadata) -> datasets.DatasetDict:
     """The docs, after checking the prompt style and that the sandbox runs here (both fail in
     seconds, before any generation): $AUTOJUDGE_LCB_JSONL (a local file with the hub's columns,

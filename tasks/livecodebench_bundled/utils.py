@@ -11,7 +11,7 @@ from autojudge_harness import livecodebench as lcb
 PROBLEMS = Path(__file__).with_name("problems.jsonl")
 
 
-def load_dataset(lcb_prompt: str | None = None, pretrained: str | None = None, preset: str | None = None,
+def load_dataset(lcb_prompt: str = lcb.AUTO, pretrained: str | None = None, preset: str | None = None,
                  **_metadata) -> datasets.DatasetDict:
     """problems.jsonl as split "test", after the same checks as the hub tasks' loader (prompt style,
     sandbox); lm-eval's other keyword arguments are ignored."""
