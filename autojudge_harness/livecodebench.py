@@ -25,10 +25,10 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import pickle
 import pickletools
 import zlib
-import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -36,7 +36,7 @@ from typing import Iterable
 
 from .grading import Grader, Test, Verdict
 from .jsonl import iter_jsonl_objects
-from .lcb_prompts import AUTO, DEFAULT_STYLE, PromptStyle, resolve_style
+from .lcb_prompts import AUTO, DEFAULT_STYLE, Prompt, PromptStyle, resolve_style
 from .sandbox import SandboxUnavailable
 
 HUB_DATASET = "livecodebench/code_generation_lite"
@@ -284,18 +284,13 @@ def grade_programs(problems: list[Problem], programs: list[str | None], grader: 
     return [next(graded) if program is not None else NO_CODE for program in programs]
 
 
-def grade_completions(problems: list[Problem], completions: list[str], grader: Grader | None = None,
-                      workers: int | None = None, style: PromptStyle | None = None) -> list[Verdict]:
-    """Pass/fail of each completion's program (``extract_program`` for ``style``) on its problem."""
-    return grade_programs(problems, [extract_program(c, style) for c in completions], grader, workers)
-
-
 # -- lm-eval glue (the tasks' utils.py only forward to these) ----------------------------------------
 
 # The docs column naming each doc's prompt style (``lcb_prompts``), added by ``task_dataset``.
 STYLE_COLUMN = "lcb_prompt"
 # The task grader's isolation (auto | bwrap | unshare | guard: "guard" accepts running without
-# kernel isolation), semantics (lcb | intent) and seconds per test; each logged verdict records them.
+# kernel isolation), semantics (lcb | intent) and seconds per test; each logged verdict records the
+# isolation and semantics it was graded with.
 SANDBOX_ENV, SEMANTICS_ENV, TIMEOUT_ENV = "AUTOJUDGE_SANDBOX", "AUTOJUDGE_LCB_SEMANTICS", "AUTOJUDGE_LCB_TIMEOUT"
 
 
@@ -326,12 +321,15 @@ def task_style(lcb_prompt: str = AUTO, pretrained: str | None = None, preset: st
     """The prompt style a task run asks for (``--metadata '{"lcb_prompt": ...}'``, default the task
     YAML's "auto"): a style name, or "auto" = LiveCodeBench's choice for the model (``pretrained``,
     or the target of ``preset``; on the lm_eval CLI both come from model_args), generic for a model
-    not in its list or none named."""
+    not in its list, none named, or a preset unknown here (the model itself reports that)."""
     model = pretrained
     if lcb_prompt == AUTO and not model and preset:
-        from .models import pair_config
+        from .models import resolve_preset
 
-        model = pair_config(preset).target
+        try:
+            model = resolve_preset(preset).target
+        except ValueError:
+            model = None
     return resolve_style(lcb_prompt, model)
 
 
@@ -349,7 +347,7 @@ def doc_style(doc: dict) -> PromptStyle:
     return resolve_style(doc.get(STYLE_COLUMN) or DEFAULT_STYLE)
 
 
-def doc_prompt(doc: dict):
+def doc_prompt(doc: dict) -> Prompt:
     """The ``lcb_prompts.Prompt`` of an lm-eval doc (a dataset row), in the doc's style."""
     return doc_style(doc).build(problem_from_row(doc, f"problem {doc.get('question_id')!r}"))
 

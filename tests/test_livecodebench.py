@@ -120,7 +120,8 @@ def test_bundled_problems_load_and_reference_solutions_pass(tmp_path):
     grader = Grader(timeout=10.0, tmp_root=str(tmp_path))
     verdicts = grader.grade_many([(references[p.question_id], p.tests(), p.fn_name) for p in problems], workers=2)
     assert [v.status for v in verdicts] == ["passed"] * 10
-    wrong = lcb.grade_completions(problems[:2], ["```python\nprint(7)\n```", "no code here"], grader)
+    wrong = lcb.grade_programs(problems[:2], [lcb.extract_program(c) for c in ("```python\nprint(7)\n```", "none")],
+                               grader)
     assert [v.status for v in wrong] == ["wrong_answer", "no_code"] and wrong[0].tests_passed == 2
 
 
