@@ -72,7 +72,8 @@ class Prompt:
         """The chat turns; ValueError for a complete-text prompt."""
         if not self.chat:
             raise ValueError("this LiveCodeBench prompt style is a complete text with its own special tokens: "
-                             "run without a chat template (no --apply_chat_template), or use lcb_prompt=generic")
+                             "run without a chat template (no --apply_chat_template), or choose the generic "
+                             "style (--metadata '{\"lcb_prompt\": \"generic\"}')")
         return ([{"role": "system", "content": self.system}] if self.system else []) + [
             {"role": "user", "content": self.user}]
 
