@@ -22,8 +22,10 @@ The API-only styles (OpenAI reasoning, Claude, Gemini, Grok) are not offered.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Callable
 
 from .resources import package_path
@@ -120,10 +122,26 @@ def _deepseek_r1(problem) -> Prompt:
     return Prompt("", DEEPSEEK_R1_HEADER + _qwen_body(problem, TASK_SENTENCE, "<｜Assistant｜>"), chat=False)
 
 
+FEW_SHOT_ENV = "AUTOJUDGE_LCB_FEW_SHOT"
+
+
 @lru_cache(maxsize=1)
 def base_examples() -> dict:
-    """LiveCodeBench's one-shot examples for base models: {"functional": ..., "stdin": ...}."""
-    return json.loads(package_path("tasks", "livecodebench", "base_examples.json").read_text())
+    """The one-shot examples for base models: {"functional": {question, sample_code, answer}, "stdin":
+    {question, answer}}. Our own (``tasks/livecodebench/base_examples.json``), or LiveCodeBench's (the
+    first entry of func.json / stdin.json) when ``$AUTOJUDGE_LCB_FEW_SHOT`` names that folder of a
+    LiveCodeBench checkout (``lcb_runner/prompts/few_shot_examples/generation``)."""
+    folder = os.environ.get(FEW_SHOT_ENV)
+    if not folder:
+        return json.loads(package_path("tasks", "livecodebench", "base_examples.json").read_text())
+    examples = {}
+    for key, name in (("functional", "func.json"), ("stdin", "stdin.json")):
+        path = Path(folder) / name
+        try:
+            examples[key] = json.loads(path.read_text())[0]
+        except (OSError, ValueError, IndexError, KeyError) as error:
+            raise ValueError(f"{FEW_SHOT_ENV}: {path} is not LiveCodeBench's few-shot file ({error})") from None
+    return examples
 
 
 def _base_turn(question: str, starter_code: str | None, answer: str) -> str:

@@ -72,8 +72,8 @@ def test_chat_and_text_styles_match_livecodebench(problem):
 
 def test_base_style_is_livecodebench_one_shot():
     examples = lp.base_examples()
-    assert examples["stdin"]["answer"].startswith("def minimum_moves(t, test_cases):")
-    assert examples["functional"]["sample_code"].startswith("class Solution:\n    def unequalTriplets")
+    assert examples["stdin"]["answer"].startswith("def boxes(n, k):")
+    assert examples["functional"]["sample_code"].startswith("class Solution:\n    def longestRise")
     stdin = lp.STYLES["base"].build(STDIN).text()
     shot = examples["stdin"]
     assert stdin == (f"### Question\n{shot['question']}\n\n### Answer\n\n{shot['answer']}\n\n"
@@ -169,3 +169,20 @@ def test_task_default_follows_the_model_in_model_args():
                             ({"pretrained": "Qwen/Qwen2.5-Coder-7B-Instruct", "lcb_prompt": "generic"}, "generic")):
         task = load(metadata)
         assert {d[lcb.STYLE_COLUMN] for d in task.eval_docs} == {style}, metadata
+
+
+def test_base_examples_from_a_livecodebench_checkout(tmp_path, monkeypatch):
+    """$AUTOJUDGE_LCB_FEW_SHOT: the first entries of LiveCodeBench's func.json / stdin.json (its layout)."""
+    (tmp_path / "func.json").write_text('[{"question": "Q1", "sample_code": "class Solution:", "answer": "A1"}, {}]')
+    (tmp_path / "stdin.json").write_text('[{"question": "Q2", "answer": "A2"}]')
+    monkeypatch.setenv(lp.FEW_SHOT_ENV, str(tmp_path))
+    lp.base_examples.cache_clear()
+    try:
+        assert lp.base_examples() == {"functional": {"question": "Q1", "sample_code": "class Solution:", "answer": "A1"},
+                                      "stdin": {"question": "Q2", "answer": "A2"}}
+        (tmp_path / "stdin.json").write_text("[]")
+        lp.base_examples.cache_clear()
+        with pytest.raises(ValueError, match="AUTOJUDGE_LCB_FEW_SHOT: .*stdin.json is not LiveCodeBench's few-shot file"):
+            lp.base_examples()
+    finally:
+        lp.base_examples.cache_clear()
