@@ -153,16 +153,23 @@ def test_readme_headline_table_is_the_sweep_json():
 
 
 def test_usage_lists_every_autojudge_hf_model_arg():
-    """docs/usage.md's model_args table has one row per key autojudge_hf accepts, and no other."""
+    """docs/usage.md's model_args table has one row per key autojudge_hf accepts, and no other, except
+    the rules' own parameters: those are documented in docs/rules.md, one mention each."""
     from autojudge_harness.lm_eval_models.hf import OWN_KEYS
+    from autojudge_harness.rules import RULES, param_owner
 
+    rule_keys = set(param_owner()) - {"judge", "threshold", "accept_top_k", "oracle"}
     lines = (REPO / "docs" / "usage.md").read_text(encoding="utf-8").splitlines()
     start = lines.index("### `autojudge_hf` model_args")
     first, last = tables(lines[start:])[0]
     rows = lines[start + first + 2:start + last + 1]  # after the header and its separator
     documented = {re.sub(r"[`*]", "", row.strip("|").split("|")[0]).strip() for row in rows}
-    assert documented == set(OWN_KEYS), (f"docs/usage.md model_args: missing {sorted(set(OWN_KEYS) - documented)}, "
-                                         f"not accepted {sorted(documented - set(OWN_KEYS))}")
+    expected = set(OWN_KEYS) - rule_keys
+    assert documented == expected, (f"docs/usage.md model_args: missing {sorted(expected - documented)}, "
+                                    f"not accepted {sorted(documented - expected)}")
+    rules_page = (REPO / "docs" / "rules.md").read_text(encoding="utf-8")
+    missing = sorted(key for key in rule_keys | set(RULES) if f"`{key}`" not in rules_page)
+    assert not missing, f"docs/rules.md does not document {missing}"
 
 
 def fence_lines(page: Path) -> int:

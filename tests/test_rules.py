@@ -132,7 +132,7 @@ def test_off_values_are_lossless(name, values):
 
 
 def test_registry_and_settings():
-    assert set(RULES) == {"judge", "top_k", "oracle", "judi", "fly", "trt", "ensemble"}
+    assert {"judge", "top_k", "oracle", "judi", "fly", "trt", "ensemble"} <= set(RULES)
     owners = param_owner()
     assert owners["judi_tau"] == "judi" and owners["accept_top_k"] == "top_k" and owners["threshold"] == "judge"
     s = AcceptanceSettings.from_args(rule="judi", judi_tau="0.3")

@@ -17,6 +17,7 @@ RULES = {
     "fly": "autojudge_harness.rules.fly:FLy",
     "trt": "autojudge_harness.rules.trt:TRTRelaxed",
     "ensemble": "autojudge_harness.rules.ensemble:Ensemble",
+    "typical": "autojudge_harness.rules.typical:Typical",
 }
 
 __all__ = ["INPUTS", "RULES", "Inputs", "Param", "Rule", "RuleError", "missing_inputs", "param_owner", "rule_class"]
