@@ -14,7 +14,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autojudge_harness.bench.mining import labels
 from autojudge_harness.cached_model import CachedModel
 from autojudge_harness.mining.algorithm import Miner
 from autojudge_harness.mining.vllm_engine import EngineMiner, GreedyBook, target_features

@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("vllm")
 
-from autojudge_harness.mining.store import load_merged, merge  # noqa: E402
+from autojudge_harness.mining.store import load_merged  # noqa: E402
 from autojudge_harness.resources import bundled_problems  # noqa: E402
 
 
