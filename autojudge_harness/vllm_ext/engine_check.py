@@ -248,9 +248,9 @@ def check_results(results: dict) -> list[str]:
 
 
 def table(results: dict) -> str:
-    """Markdown table; speeds relative to the target alone. Per-request columns as in the HF backend;
-    batched target forwards apart (one serves every request of a step)."""
-    base = results[TARGET]["stats"]["tokens_per_second"]
+    """Markdown table; speeds relative to the target alone (when it ran). Per-request columns as in the
+    HF backend; batched target forwards apart (one serves every request of a step)."""
+    base = results[TARGET]["stats"]["tokens_per_second"] if TARGET in results else 0.0
     lines = ["| mode | wall s | tokens | tok/s | speed vs target | target calls/request | draft calls/request "
              "| batched target forwards | accepted/drafted | accepted/cycle | judge-accepted | dropped steps "
              "| identical to stock SD |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -263,8 +263,9 @@ def table(results: dict) -> str:
                f"{s['batched']['target_forwards']}" if result["ours"] else "- | - | -")
         judged = f"{s['accepted_lenient']} | {s['dropped_steps']}" if result["ours"] else "- | -"
         same = "yes" if result["token_ids"] == results[STOCK]["token_ids"] else "no"
+        speed = f"{s['tokens_per_second'] / base:.2f}x" if base else "-"
         lines.append(f"| {name} | {s['wall_time_s']:.1f} | {s['generated_tokens']} | {s['tokens_per_second']:.1f} | "
-                     f"{s['tokens_per_second'] / base if base else 0.0:.2f}x | {own} | {spec} | {judged} | {same} |")
+                     f"{speed} | {own} | {spec} | {judged} | {same} |")
     return "\n".join(lines)
 
 

