@@ -15,7 +15,7 @@ from autojudge_harness.judge import load_judge
 from autojudge_harness.settings import AcceptanceSettings
 from autojudge_harness.vllm_ext.settings import CONFIGURE_RPC
 
-from conftest import (CHUNK_LOGITS, MAX_TOKENS, ON_CPU, WINDOW, decode, engine_metric, sampler_stats, start_engine,
+from engine_tier import (CHUNK_LOGITS, MAX_TOKENS, ON_CPU, WINDOW, decode, engine_metric, sampler_stats, start_engine,
                       stop_engine)
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=MAX_TOKENS)

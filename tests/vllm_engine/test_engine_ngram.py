@@ -10,7 +10,7 @@ import json
 from autojudge_harness.settings import AcceptanceSettings
 from autojudge_harness.vllm_ext import engine_check
 
-from conftest import MAX_TOKENS, ON_CPU, WINDOW
+from engine_tier import MAX_TOKENS, ON_CPU, WINDOW
 
 
 def run(pair, settings, runs, path) -> dict:
