@@ -402,6 +402,7 @@ def test_lm_eval_model_refuses_sampling_requests_with_a_rule():
 def test_lm_eval_model_reports_per_request_statistics_and_engine_deltas():
     from lm_eval.models.vllm_causallms import VLLM
 
+    assert params(VLLM._model_generate)[:3] == ["self", "requests", "generate"]   # what our override passes on
     lm = bare_lm("judge")
     state = {"step": 0, "records": {}}
 
@@ -431,13 +432,13 @@ def test_lm_eval_model_reports_per_request_statistics_and_engine_deltas():
         return SimpleNamespace(request_id=request_id, outputs=[SimpleNamespace(
             token_ids=token_ids, finish_reason=finish_reason, stop_reason=None, spec_decode_metrics=None)])
 
-    def vllm_model_generate(self, requests, generate=False, max_tokens=None, stop=None, **kwargs):
+    def vllm_model_generate(self, requests, generate=False, sampling_params=None):   # lm-eval 0.4.13's signature
         n = len(requests)
         state["records"] = {f"{state['step']}{i}-abcdefgh": [[1, 0, 0], [3, 4, 1], [2, 4, 0]] for i in range(n)}
         return [output(f"{state['step']}{i}", [5, 6, 7, 8, 2], "stop") for i in range(n)]
 
     def vllm_generate_until(self, requests, disable_tqdm=False):
-        self._model_generate(requests, generate=True)
+        self._model_generate(requests=requests, generate=True, sampling_params=[object()] * len(requests))
         state["step"] += 1
         return ["x"] * len(requests)
 

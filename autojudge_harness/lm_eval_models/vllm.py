@@ -135,10 +135,10 @@ class AutoJudgeVLLM(VLLM):
                 raise VLLMSettingsError(f"autojudge_vllm with {self.autojudge_settings.mode} decodes greedily; task "
                                         f"{request.task_name!r} asks for sampling ({request.args[1]})")
 
-    def _model_generate(self, requests, generate: bool = False, max_tokens=None, stop=None, **kwargs):
+    def _model_generate(self, requests, generate: bool = False, *args, **kwargs):
         """lm-eval's VLLM call; for generation, each request's counts from the workers' step records
         (``metrics.outputs_counts``), which are read and cleared after every call."""
-        outputs = super()._model_generate(requests, generate, max_tokens, stop, **kwargs)
+        outputs = super()._model_generate(requests, generate, *args, **kwargs)
         records = next((r for r in self.model.collective_rpc(REQUESTS_RPC) if r is not None), {})
         if generate:
             self._requests += metrics.outputs_counts(outputs, records, self._draft_steps)

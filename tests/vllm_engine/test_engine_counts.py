@@ -1,8 +1,8 @@
 """Per-request counts on a real engine: exact at any batch size, under async scheduling, through
 preemption and through steps dropped after a stop string; multi-chunk verification; a mixed greedy +
 sampling batch; the threshold RPC. Two engines: AutoJudge with the preset's DT judge, scheduled
-synchronously; and the same with async scheduling and a KV cache of 8 blocks of 32 tokens (one
-request fits, four do not: batch 4 preempts)."""
+synchronously; and the same with async scheduling, a 192-token context and a KV cache of 8 blocks of
+32 tokens (one request fits, four do not: batch 4 preempts)."""
 
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ def test_steps_after_a_stop_string_are_dropped_from_the_request(sync_engine, pai
 
 @pytest.fixture(scope="module")
 def async_engine(pair, judge_settings, sync_engine):
-    llm = start_engine(pair, judge_settings, async_scheduling=True, max_model_len=256, block_size=32,
+    llm = start_engine(pair, judge_settings, async_scheduling=True, max_model_len=192, block_size=32,
                        num_gpu_blocks_override=8)
     assert llm.llm_engine.vllm_config.scheduler_config.async_scheduling
     yield llm
