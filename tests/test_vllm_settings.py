@@ -80,8 +80,7 @@ def test_engine_kwargs(tmp_path):
         "speculative_config": {"model": "meta-llama/Llama-3.2-1B-Instruct", "method": "draft_model",
                                "num_speculative_tokens": 32, "draft_tensor_parallel_size": 1},
         "worker_cls": "autojudge_harness.vllm_ext.worker.AutoJudgeWorker",
-        "additional_config": {"autojudge": {"judge": s.judge, "threshold": 0.4, "accept_top_k": None, "oracle": None,
-                                            "end_guard": True}},
+        "additional_config": {"autojudge": {"rule": "judge", "judge": s.judge, "threshold": 0.4, "end_guard": True}},
         "disable_log_stats": False,
         "per_request_spec_decode_metrics": "summary",
     }
@@ -92,8 +91,8 @@ def test_engine_kwargs(tmp_path):
         assert cls in [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
     cpu = engine_kwargs("d", 8, s, worker_cls=settings.WORKER_CLASSES["vllm-cpu"], additional_config={"x": 1})
     assert cpu["worker_cls"].endswith("AutoJudgeCPUWorker") and dict(cpu["additional_config"])["x"] == 1
-    oracle = SimpleNamespace(mode="oracle")
-    with pytest.raises(VLLMSettingsError, match="oracle .* HF backend only"):
+    oracle = AcceptanceSettings(oracle=str(tmp_path / "o.json"))
+    with pytest.raises(VLLMSettingsError, match="rule oracle needs request.*autojudge_hf"):
         engine_kwargs("d", 8, oracle)
     with pytest.raises(VLLMSettingsError, match="method 'draft_model' needs a draft model"):
         engine_kwargs(None, 8, s)
@@ -129,7 +128,7 @@ def test_run_config_from_presets_and_arguments(tmp_path):
     explicit = settings.run_config(pretrained="t", draft="layers:4", window="3", judge=judge, threshold="0.2",
                                    end_guard="false")
     assert (explicit.target, explicit.draft, explicit.window) == ("t", "layers:4", 3)
-    assert explicit.settings == AcceptanceSettings(judge, 0.2, end_guard=False)
+    assert explicit.settings == AcceptanceSettings(judge=judge, threshold=0.2, end_guard=False)
     assert settings.run_config(pretrained="t", draft="d").settings.mode == "lossless"
     preset = json.loads((REPO / "autojudge_harness" / "presets" / "smollm2-135m-vllm.json").read_text())
     shipped = REPO / "classifiers" / preset["judge"]
@@ -179,14 +178,21 @@ def test_target_side_rules_run_over_any_vllm_proposer(tmp_path, method):
     assert run.method == method and run.draft == draft and run.settings.mode == "judge"
 
 
-def test_rules_that_need_draft_side_inputs_are_refused_by_every_proposer():
+def test_rules_that_need_draft_side_inputs_are_refused_by_every_proposer(tmp_path):
+    """The sampler has target-side inputs only, whatever proposed the drafts: a rule that needs the
+    draft's logits (JuDi) is refused under every method, naming them; a DD-DT judge (the draft's hidden
+    states) when its file is loaded."""
+    judi = AcceptanceSettings.from_args(rule="judi", judi_tau=0.5)
+    dd_dt = AcceptanceSettings.from_args(str(write_judge(tmp_path / "dd.safetensors", "DD-DT")))
     for method in settings.PROPOSERS:
-        settings.check_proposer(method, frozenset({"target_hidden", "target_logits"}))
-        for needs in ({"draft_hidden"}, {"draft_logits", "target_hidden"}):
-            with pytest.raises(VLLMSettingsError, match=r"needs draft-side inputs \(draft_"):
-                settings.check_proposer(method, frozenset(needs))
-    assert settings.rule_inputs(AcceptanceSettings(accept_top_k=2)) == {"target_logits"}
-    assert settings.rule_inputs(AcceptanceSettings()) == frozenset()
+        draft = "d" if method in settings.PROPOSERS_WITH_MODEL else None
+        with pytest.raises(VLLMSettingsError, match="rule judi needs draft_logits.*autojudge_hf"):
+            engine_kwargs(draft, 4, judi, {"method": method})
+        check_speculative_config(SimpleNamespace(method=method), dd_dt)
+    with pytest.raises(JudgeFileError, match="supports DT judges .target hidden states. only"):
+        load_vllm_judge(dd_dt, 8, 6)
+    with pytest.raises(VLLMSettingsError, match="not 'medusa'"):
+        settings.check_proposer("medusa")
 
 
 def test_cpu_engine_defaults_fill_only_what_is_missing_and_say_so():

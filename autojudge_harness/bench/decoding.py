@@ -23,14 +23,14 @@ import torch
 from tqdm import tqdm
 
 from ..answers import answers_equal, extract_final_answer
-from ..cli import add_pair_arguments
+from ..cli_args import add_pair_arguments
 from ..decoding import SpeculativeDecoder
 from ..models import load_pair, pair_config
 from ..prompts import TaskPrompts
-from ..settings import AcceptanceSettings
+from ..settings import DEFAULT_WINDOW, AcceptanceSettings
 
 
-def hf_generate(pair, prompt: list[int], max_new_tokens: int, assistant=None, window: int = 8):
+def hf_generate(pair, prompt: list[int], max_new_tokens: int, assistant=None, window: int = DEFAULT_WINDOW):
     """transformers greedy generate (optionally assisted); returns (new ids without EOS, seconds,
     target forward passes: one per generated token without an assistant, None with one)."""
     kwargs = {}
@@ -54,7 +54,7 @@ def time_judge(decoder: SpeculativeDecoder) -> list[float]:
     DD-DT judge, the extra draft forward for the last drafted token's feature) into the returned
     one-element list."""
     spent = [0.0]
-    judge_step = decoder._judge_allows
+    judge_step = decoder._rule_allows
 
     def timed(*args, **kwargs):
         start = time.perf_counter()
@@ -63,7 +63,7 @@ def time_judge(decoder: SpeculativeDecoder) -> list[float]:
         finally:
             spent[0] += time.perf_counter() - start
 
-    decoder._judge_allows = timed
+    decoder._rule_allows = timed
     return spent
 
 

