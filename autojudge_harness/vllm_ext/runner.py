@@ -72,7 +72,8 @@ class AutoJudgeModelRunner(GPUModelRunner):
             return settings.build_rule()
         draft_config = self.speculative_config.draft_model_config
         draft_hidden = draft_config.get_hidden_size() if draft_config is not None else None
-        judge = load_vllm_judge(settings, self.model_config.get_hidden_size(), draft_hidden)
+        judge = load_vllm_judge(settings, self.model_config.get_hidden_size(), draft_hidden,
+                                engine_dtype=self.model_config.dtype)
         return JudgeRule(judge, threshold=settings.resolved_threshold(judge))
 
     def sample(self, hidden_states: torch.Tensor, input_batch, grammar_output):
