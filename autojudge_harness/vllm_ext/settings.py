@@ -2,10 +2,11 @@
 Python: imports no vllm).
 
 The driver (``autojudge_vllm``, scripts) turns flat arguments into ``vllm.LLM`` keyword
-arguments: ``speculative_config`` (separate draft model, W tokens), ``worker_cls`` (our worker),
-``additional_config`` = ``{"autojudge": AcceptanceSettings.to_dict()}`` (an ``AdditionalConfig``:
-shipped by vLLM to every worker, left out of its compile hash) and
-``disable_log_stats=False`` (spec-decode metrics). Each worker reads the same dict back with
+arguments: ``speculative_config`` (one of vLLM's proposers, ``PROPOSERS``, W tokens),
+``worker_cls`` (our worker), ``additional_config`` = ``{"autojudge": AcceptanceSettings.to_dict()}``
+(an ``AdditionalConfig``: shipped by vLLM to every worker, left out of its compile hash),
+``disable_log_stats=False`` and ``per_request_spec_decode_metrics="summary"`` (spec-decode metrics,
+engine-wide and per request). Each worker reads the same dict back with
 ``from_additional_config`` and loads the judge itself. The settings object is the one of the HF
 backend, ``autojudge_harness.settings.AcceptanceSettings``.
 """
