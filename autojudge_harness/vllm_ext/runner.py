@@ -108,6 +108,23 @@ class AutoJudgeModelRunner(GPUModelRunner):
             sampler.rule = JudgeRule(sampler.rule.model, threshold=settings.threshold)
         return settings.threshold
 
+    def autojudge_rule(self, settings: dict) -> dict:
+        """Switch the sampler to another rule or parameters (``AcceptanceSettings.to_dict``) for the
+        following steps: same engine, no recompilation; the end guard stays as built. Returns the
+        settings in force. The engine must have been built with a lenient rule (AutoJudge's sampler)."""
+        new = AcceptanceSettings.from_dict(settings)
+        sampler = self.rejection_sampler
+        if not isinstance(sampler, AutoJudgeRejectionSampler) or new.rule is None:
+            raise VLLMSettingsError("autojudge_rule switches between lenient rules of an engine built with one "
+                                    f"(this one runs {self.autojudge.mode}; to switch to {new.mode}, build another)")
+        if new.end_guard != self.autojudge.end_guard:
+            raise VLLMSettingsError("end_guard is fixed when the engine is built")
+        refuse_missing_inputs(new)
+        self.autojudge = new
+        sampler.rule = self._lenient_rule().to(self.device)
+        sampler.needs_hidden = "target_hidden" in sampler.rule.needs
+        return new.to_dict()
+
     def autojudge_requests(self) -> dict | None:
         """The ledger's records since the last call, by request id (None on ranks that do not sample)."""
         return None if self.sampler is None else self.autojudge_ledger.take()

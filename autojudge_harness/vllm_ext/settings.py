@@ -34,6 +34,7 @@ CONFIG_KEY = "autojudge"
 STATS_RPC = "autojudge_stats"
 REQUESTS_RPC = "autojudge_requests"
 CONFIGURE_RPC = "autojudge_configure"
+RULE_RPC = "autojudge_rule"
 REFUSED_REJECTION_METHODS = ("fly", "synthetic")
 
 
