@@ -38,6 +38,7 @@ class Generation:
     text: str
     stats: DecodingStats
     finish_reason: str  # "eos", "stop", or "length"
+    first_lenient_token: int | None = None  # output index of the first lenient acceptance (None: none)
 
 
 class CachedModel:
@@ -141,19 +142,22 @@ class SpeculativeDecoder:
         tokens = list(prompt_ids)
         tokens.append(int(target.argmax(target.feed(tokens)[-1:])[0]))
         draft.feed(tokens[:-1])
+        first_lenient = None
         while True:
             new = tokens[len(prompt_ids):]
             reason = self._finish_reason(new, max_new_tokens, stop)
             if reason:
                 break
             width = min(self.window, max_new_tokens - len(new) - 1)
-            self._cycle(tokens, target, draft, width, stats)
+            lenient = self._cycle(tokens, target, draft, width, stats)
+            if first_lenient is None and lenient is not None:
+                first_lenient = len(new) + lenient
         new = _truncate_at_eos(new, self.eos_ids)
         text = _cut_at_stop(self.pair.tokenizer.decode(new, skip_special_tokens=True), stop)
         stats.generated_tokens = len(new)
         stats.target_calls, stats.draft_calls = target.calls, draft.calls
         stats.wall_time_s = time.perf_counter() - start
-        return Generation(new, text, stats, reason)
+        return Generation(new, text, stats, reason, first_lenient)
 
     def _cached_models(self, length: int) -> tuple[CachedModel, CachedModel]:
         """Fresh dynamic caches; or, when compiled, the decoder's static caches emptied (reallocated
@@ -169,8 +173,9 @@ class SpeculativeDecoder:
         return self._static_models
 
     def _cycle(self, tokens: list[int], target: CachedModel, draft: CachedModel, width: int,
-               stats: DecodingStats) -> None:
-        """One draft window + verification; extends ``tokens`` in place."""
+               stats: DecodingStats) -> int | None:
+        """One draft window + verification; extends ``tokens`` in place; returns the window index of
+        its first lenient acceptance (None: none)."""
         drafted, draft_rows = self._propose(tokens, draft, width)
         width = drafted.shape[0]
         start = len(tokens) - 1
@@ -192,12 +197,14 @@ class SpeculativeDecoder:
         tokens.extend(emitted)
         target.crop(start + 1 + accepted)
         draft.crop(min(draft.length, start + 1 + accepted))
-        if width:
-            judged = int(result.lenient_accepted.sum())
-            stats.cycles += 1
-            stats.drafted_tokens += width
-            stats.accepted_lenient += judged
-            stats.accepted_exact += accepted - judged
+        if not width:
+            return None
+        judged = int(result.lenient_accepted.sum())
+        stats.cycles += 1
+        stats.drafted_tokens += width
+        stats.accepted_lenient += judged
+        stats.accepted_exact += accepted - judged
+        return int(result.lenient_accepted.nonzero()[0, 0]) if judged else None
 
     def _propose(self, tokens: list[int], draft: CachedModel, width: int):
         """Greedy draft tokens d1..dW (a device tensor) and, for a DD-DT judge, the draft's hidden

@@ -103,7 +103,7 @@ def plot_sweep(combined: dict, path: Path) -> None:
                         yerr=_errors(group, key, ci_key), color=color, marker=MARKERS[i % len(MARKERS)],
                         markersize=8 if guard else 10, mfc=color if guard else "none", linestyle="-" if guard else "--",
                         lw=1.2, elinewidth=0.7, capsize=2, alpha=0.9,
-                        label=rule.replace("_", "-") + ("" if guard else ", no end guard"))
+                        label=rule + ("" if guard else ", no end guard"))
         ax.set_xlabel("target calls relative to lossless (lower is cheaper)")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
