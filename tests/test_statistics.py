@@ -78,3 +78,31 @@ def test_matched_agreement_picks_each_rules_cheapest_point_per_level_and_names_t
     assert winner_line(clear[:2]).endswith("its interval lies below top_k's: a clear win)")
     nobody = matched_agreement([rows[0], _row("k", "top_k", 0.5, 0.5)], levels=(0.95,))
     assert nobody[0]["label"] is None and winner_line(nobody) == "agreement >= 0.95: no rule reaches it"
+
+
+def test_lcb_5fold_pairs_each_problem_with_its_lossless_run(tmp_path):
+    import json
+
+    from autojudge_harness.experiments.lcb_5fold import paired_line, paired_with_lossless
+
+    def write(folder, rows):
+        folder.mkdir()
+        (folder / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    write(tmp_path / "fold-0", [{"doc_id": 0, "target_calls": 99, "finish_reason": "eos"},   # a rerun appended:
+                                {"doc_id": 0, "target_calls": 8, "finish_reason": "eos"}])   # the last one counts
+    write(tmp_path / "fold-1", [{"doc_id": 1, "target_calls": 20, "finish_reason": "length"}])
+    write(tmp_path / "lossless", [{"doc_id": 0, "target_calls": 10, "finish_reason": "eos"},
+                                  {"doc_id": 1, "target_calls": 40, "finish_reason": "length"}])
+    per_problem = [{"doc_id": 0, "passed": True, "lossless_passed": True},
+                   {"doc_id": 1, "passed": False, "lossless_passed": True}]
+    paired = paired_with_lossless(per_problem, tmp_path, 2)
+    assert paired["target_calls_vs_lossless"] == pytest.approx(28 / 50)
+    assert paired["target_calls_vs_lossless_uncapped"] == pytest.approx(0.8) and paired["capped"] == 1
+    assert paired["agreement_with_lossless"] == 0.5 and paired["metric_mean"] == 0.5
+    assert paired["lossless_metric_ci"] == [1.0, 1.0]
+    assert "target calls 0.56x lossless [" in paired_line(paired)
+    (tmp_path / "lossless" / "samples.jsonl").unlink()
+    verdicts_only = paired_with_lossless(per_problem, tmp_path, 2)
+    assert "target_calls_vs_lossless" not in verdicts_only and verdicts_only["agreement_ci"]
+    assert paired_line(verdicts_only).endswith("no per-request statistics for the target calls")
