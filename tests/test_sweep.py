@@ -186,6 +186,7 @@ def test_plot_draws_one_curve_per_rule_and_skips_an_all_zero_metric(tmp_path):
 def test_sweep_on_the_embedded_pair_in_one_process(tmp_path, embedded_pair, monkeypatch):
     from lm_eval.tasks import TaskManager
 
+    from autojudge_harness.cli import main
     from autojudge_harness.lm_eval_models.hf import AutoJudgeHFLM
     from autojudge_harness.models import pair_config
     from autojudge_harness.experiments.sweep import run_sweep, sweep_oracle
@@ -195,32 +196,46 @@ def test_sweep_on_the_embedded_pair_in_one_process(tmp_path, embedded_pair, monk
                         lambda *a, **k: loads.append(a) or embedded_pair)
     lm = AutoJudgeHFLM(preset="smollm2-135m", window=4, device="cpu")
     judge = pair_config("smollm2-135m").judge
-    points = sweep_points([0.0, 1.01], [1, 3], oracle=True, unguarded=[1.01])
     oracle = sweep_oracle(embedded_pair, TASK, tasks_path(), 2, "max_gen_toks=20", True, tmp_path / "oracle")
+    points = sweep_points(["judge", "top_k", "oracle"], {"judge": [0.0, 1.01], "top_k": [1, 3]}, judge, str(oracle),
+                          unguarded=[1.01])
     kwargs = dict(task_manager=TaskManager(include_path=str(tasks_path())), limit=2,
-                  gen_kwargs="max_gen_toks=20", apply_chat_template=True, oracle=str(oracle))
-    combined = run_sweep(lm, points, TASK, tmp_path, judge, **kwargs)
+                  gen_kwargs="max_gen_toks=20", apply_chat_template=True, judge_threshold=1.01)
+    combined = run_sweep(lm, points, TASK, tmp_path, **kwargs)
     assert len(loads) == 1   # one model load for all the points
     rows = {r["label"]: r for r in combined["points"]}
-    assert list(rows) == ["lossless", "judge t=0", "judge t=1.01", "judge t=1.01 no guard", "top-1", "top-3", "oracle"]
-    assert json.loads(Path(rows["oracle"]["results_file"]).read_text())["config"]["autojudge"]["oracle"] == str(oracle)
+    assert list(rows) == ["lossless", "judge t=0", "judge t=1.01", "judge t=1.01 no guard", "top_k K=1", "top_k K=3",
+                          "oracle"]
+    oracle_file = Path(rows["oracle"]["results_file"])
+    saved = json.loads(oracle_file.read_text())
+    assert saved["config"]["autojudge"]["oracle"] == str(oracle)
+    assert oracle_file.name.startswith("results_") and saved["task_hashes"][TASK] and saved["model_name"]
+    assert float(saved["total_evaluation_time_seconds"]) > 0   # lm-eval's own fields: its tooling reads the file
     assert rows["oracle"]["agreement_with_lossless"] == 1.0   # the perfect judge never changes an answer
     assert rows["judge t=1.01 no guard"]["end_guard"] is False
     lossless = rows["lossless"]
-    for same in ("judge t=0", "top-1"):   # lossless rules: the same tokens, no judge-accepted ones
+    assert lossless["target_calls_vs_lossless_ci"] == [1.0, 1.0] and lossless["lossless_capped"] == lossless["capped"]
+    for same in ("judge t=0", "top_k K=1"):   # lossless rules: the same tokens, no judge-accepted ones
         assert rows[same]["agreement_with_lossless"] == 1.0 and rows[same]["lenient_accepted_fraction"] == 0.0
         assert rows[same]["generated_tokens"] == lossless["generated_tokens"]
         assert rows[same]["accepted_per_cycle"] == lossless["accepted_per_cycle"]
+        assert rows[same]["target_calls_vs_lossless_ci"] == [1.0, 1.0]
     assert rows["judge t=1.01 no guard"]["accepted_per_cycle"] == 4.0   # every drafted token accepted
-    assert rows["top-3"]["accepted_per_cycle"] >= lossless["accepted_per_cycle"]
+    assert rows["top_k K=3"]["accepted_per_cycle"] >= lossless["accepted_per_cycle"]
     assert all(r["target_calls_per_request"] > 0 and r["requests"] == 2 for r in rows.values())
-    assert rows["lossless"]["target_calls_vs_lossless"] == 1.0
+    for row in rows.values():
+        lo, hi = row["target_calls_vs_lossless_ci"]
+        assert lo - 1e-9 <= row["target_calls_vs_lossless"] <= hi + 1e-9 and row["questions"] == 2
     assert json.loads((tmp_path / "sweep.json").read_text()) == combined
     assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
-    point_file = Path(rows["top-3"]["results_file"])
+    assert {e["level"] for e in combined["matched_agreement"]} == {0.95, 0.90}
+    point_file = Path(rows["top_k K=3"]["results_file"])
     assert json.loads(point_file.read_text())["config"]["autojudge"]["accept_top_k"] == 3
+    samples = [json.loads(line) for line in next(point_file.parent.glob("samples_*.jsonl")).read_text().splitlines()]
+    assert all(isinstance(s["resps"][0][0], str) for s in samples)   # the generated texts are kept
     stamp = point_file.stat().st_mtime_ns
-    assert run_sweep(lm, points, TASK, tmp_path, judge, **kwargs) == combined   # resumed: nothing re-run
+    assert run_sweep(lm, points, TASK, tmp_path, **kwargs) == combined   # resumed: nothing re-run
     assert point_file.stat().st_mtime_ns == stamp
+    assert main(["compare", str(tmp_path / "points" / "lossless"), str(tmp_path / "points" / "judge_t_1.01_no_guard")]) == 0
     with pytest.raises(ValueError, match="marked as unsafe"):   # code-executing tasks need the user's consent
-        run_sweep(lm, points[:1], "autojudge_lcb_bundled", tmp_path / "lcb", None, **kwargs)
+        run_sweep(lm, points[:1], "autojudge_lcb_bundled", tmp_path / "lcb", **kwargs)

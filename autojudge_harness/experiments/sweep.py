@@ -158,7 +158,7 @@ def run_sweep(lm, points: list[SweepPoint], task: str, out_dir: Path, *,
                 model=lm, tasks=[task], task_manager=task_manager, limit=limit, gen_kwargs=gen_kwargs,
                 apply_chat_template=apply_chat_template, fewshot_as_multiturn=apply_chat_template,
                 log_samples=True, confirm_run_unsafe_code=confirm_run_unsafe_code, **tracker),
-                model_name=lm.run_args["target"])
+                model_name=lm.get_model_info()["autojudge"]["target"])
             saved = saved_run(point_dir, task)
         results_file, results, samples, stats = saved
         runs.append(PointRun(point, results, samples, stats, results_file))
