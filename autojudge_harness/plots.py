@@ -98,12 +98,13 @@ def plot_sweep(combined: dict, path: Path) -> None:
         for i, ((rule, guard), group) in enumerate(curves(rows).items()):
             color = RULE_COLORS.get(rule, f"C{i % 10}")
             group = [r for r in group if r[key] is not None]
+            ring = rule == "lossless" or not guard   # hollow and larger: a point it coincides with stays visible
             ax.errorbar([r["target_calls_vs_lossless"] for r in group], [r[key] for r in group],
                         xerr=_errors(group, "target_calls_vs_lossless", "target_calls_vs_lossless_ci"),
                         yerr=_errors(group, key, ci_key), color=color, marker=MARKERS[i % len(MARKERS)],
-                        markersize=8 if guard else 10, mfc=color if guard else "none", linestyle="-" if guard else "--",
-                        lw=1.2, elinewidth=0.7, capsize=2, alpha=0.9,
-                        label=rule + ("" if guard else ", no end guard"))
+                        markersize=13 if ring else 8, mfc="none" if ring else color, mew=1.5 if ring else 1,
+                        linestyle="--" if not guard else "-", lw=1.2, elinewidth=0.7, capsize=2, alpha=0.9,
+                        zorder=4 if ring else 3, label=rule + ("" if guard else ", no end guard"))
         ax.set_xlabel("target calls relative to lossless (lower is cheaper)")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)

@@ -106,3 +106,11 @@ def test_lcb_5fold_pairs_each_problem_with_its_lossless_run(tmp_path):
     verdicts_only = paired_with_lossless(per_problem, tmp_path, 2)
     assert "target_calls_vs_lossless" not in verdicts_only and verdicts_only["agreement_ci"]
     assert paired_line(verdicts_only).endswith("no per-request statistics for the target calls")
+
+
+def test_a_rule_that_saves_nothing_does_not_win():
+    rows = [_row("lossless", "lossless", 1.0, 1.0), _row("judge t=0", "judge", 1.0, 1.0, [1.0, 1.0]),
+            _row("top_k K=2", "top_k", 0.8, 0.5, [0.7, 0.9])]
+    entries = matched_agreement(rows, levels=(0.95,))
+    assert winner_line(entries) == ("agreement >= 0.95: no rule saves target calls (judge's cheapest point "
+                                    "judge t=0: 1.00x lossless)")

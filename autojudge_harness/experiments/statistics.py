@@ -118,12 +118,16 @@ def matched_agreement(rows: list[dict], levels: Sequence[float] = (0.95, 0.90)) 
 
 def winner_line(entries: list[dict]) -> str:
     """Who wins at one agreement level (``matched_agreement`` entries of that level, cheapest first):
-    the cheapest rule, and whether its interval clears the runner-up's (else: not a clear win)."""
+    the cheapest rule, and whether its interval clears the runner-up's (else: not a clear win); no
+    winner when no rule reaches the level or the cheapest point saves nothing."""
     reached = [e for e in entries if e["calls"] is not None]
     level = entries[0]["level"] if entries else None
     if not reached:
         return f"agreement >= {level:.2f}: no rule reaches it"
     best = reached[0]
+    if best["calls"] >= 1 - 1e-9:
+        return (f"agreement >= {level:.2f}: no rule saves target calls ({best['rule']}'s cheapest point "
+                f"{best['label']}: {best['calls']:.2f}x lossless)")
     head = f"agreement >= {level:.2f}: {best['rule']} wins ({best['label']}, {best['calls']:.2f}x lossless target calls"
     if len(reached) == 1:
         return head + "; the only rule that reaches this agreement)"
