@@ -30,7 +30,7 @@ def test_compare_prints_the_differing_documents_with_both_texts_and_the_first_le
     assert main(["compare", str(a), str(b)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"{TASK}: 1 of 3 documents answer differently")
-    assert ("== document 1: A answers ['7'] (no lenient acceptance recorded), B answers ['8'] "
+    assert ("== document 1: A answers ['7'] (no lenient acceptance), B answers ['8'] "
             "(first lenient acceptance at output token 11)") in out
     assert "-- A:\n   so 7.\n-- B:\n   hence 8." in out and "document 0" not in out
     c = _run_folder(tmp_path / "vllm", ["1", "7", "3"], ["one", "so 7.", "so 3."])   # no per-request statistics

@@ -47,7 +47,7 @@ def differing(a: dict[str, dict], b: dict[str, dict]) -> list[str]:
 def _where(record: dict) -> str:
     token = record.get("first_lenient_token")
     if token is None:
-        return "no lenient acceptance recorded" if record.get("target_calls") is not None else "not recorded"
+        return "no lenient acceptance" if record.get("target_calls") is not None else "not recorded"
     return f"first lenient acceptance at output token {token}"
 
 
