@@ -15,10 +15,11 @@ COMMANDS = {
     "mine": ("autojudge_harness.mining.cli:main",
              "Algorithm 1 on GSM8K questions into a sharded, resumable run directory (--merge to merge)"),
     "train": ("autojudge_harness.training:main", "train a judge file on a merged mining run's features"),
+    "import": ("autojudge_harness.mining.official:main", "the AutoJudge authors' published mined data as a features file"),
     "sweep": ("autojudge_harness.experiments.sweep:main",
               "lm-eval runs over acceptance rules, each over its grid: leaderboard with intervals + PNG"),
     "compare": ("autojudge_harness.experiments.compare:main", "the documents whose answers differ between two runs, both texts"),
-    "oracle": ("autojudge_harness.oracle:main", "the perfect judge for a task (Algorithm 1 on its prompts): an oracle file"),
+    "oracle": ("autojudge_harness.mining.oracle:main", "the perfect judge for a task (Algorithm 1 on its prompts): an oracle file"),
     "pipeline": ("autojudge_harness.experiments.pipeline:main", "mine -> train -> evaluate (lossless vs judge)"),
     "lcb-5fold": ("autojudge_harness.experiments.lcb_5fold:main", "LiveCodeBench 5-fold out-of-fold protocol"),
     "check-vllm": ("autojudge_harness.vllm_ext.engine_check:main",
@@ -31,19 +32,6 @@ COMMANDS = {
     "bench drafts": ("autojudge_harness.bench.drafts:main", "measure derived drafts; fit exit heads"),
     "tasks-path": (None, "print the installed lm-eval task folder (for lm_eval --include_path)"),
 }
-
-
-def add_pair_arguments(parser, judge_help: str | None = None, window: bool = False) -> None:
-    """The arguments of ``models.pair_config`` for a job that loads a pair: --preset (default: the embedded
-    pair), --target and --draft overriding its models; --judge (``judge_help`` its help) and --window when
-    asked for."""
-    parser.add_argument("--preset", default="smollm2-135m", help="named pair; '' to use --target/--draft only")
-    parser.add_argument("--target", help="target model reference (overrides the preset's)")
-    parser.add_argument("--draft", help="draft model reference, e.g. layers:24 (overrides the preset's)")
-    if judge_help:
-        parser.add_argument("--judge", help=judge_help)
-    if window:
-        parser.add_argument("--window", type=int, help="draft tokens per cycle (default: the preset's)")
 
 
 def overview() -> str:

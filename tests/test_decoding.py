@@ -32,7 +32,7 @@ def make_judge(tmp_path, pair, kind="DT", bias=0.0, threshold=0.5):
 @pytest.fixture()
 def no_eos(  # EOS never fires, so runs last exactly max_new_tokens
 tiny_pair, monkeypatch):
-    monkeypatch.setattr("autojudge_harness.decoding._eos_ids", lambda pair: frozenset())
+    monkeypatch.setattr("autojudge_harness.decoding.pair_end_ids", lambda pair: frozenset())
     return tiny_pair
 
 
@@ -69,7 +69,7 @@ def test_judge_default_threshold_comes_from_file(tiny_pair, tmp_path):
     judge = make_judge(tmp_path, tiny_pair, threshold=0.37)
     assert SpeculativeDecoder(tiny_pair, 4, rule(judge)).threshold == 0.37
     assert SpeculativeDecoder(tiny_pair, 4, rule(judge, 0.1)).threshold == 0.1
-    assert SpeculativeDecoder(tiny_pair, 4).threshold == 0.0
+    assert SpeculativeDecoder(tiny_pair, 4).threshold is None   # lossless: no judge
 
 
 def test_stop_strings_and_eos(tiny_pair):
@@ -184,7 +184,7 @@ def test_dd_dt_judge_pays_the_extra_draft_forward_only_when_it_matters(no_eos, t
 
 @pytest.mark.slow   # torch.compile of the decode steps: minutes on CPU
 def test_compiled_static_cache_decoding_equals_eager(no_eos, tmp_path):
-    from autojudge_harness.decoding import static_cache_croppable
+    from autojudge_harness.cached_model import static_cache_croppable
 
     pair = no_eos
     if not static_cache_croppable():   # transformers < 5.24 (e.g. next to vLLM 0.33.0)
@@ -206,7 +206,7 @@ def test_end_guard_never_lets_a_lenient_rule_overrule_the_targets_end(tiny_pair,
     pair = tiny_pair
     prompt = [5, 17, 33, 2, 9]
     frequent = torch.tensor(greedy_reference(pair.target, prompt, 40)).bincount().argmax().item()
-    monkeypatch.setattr("autojudge_harness.decoding._eos_ids", lambda p: frozenset({frequent}))
+    monkeypatch.setattr("autojudge_harness.decoding.pair_end_ids", lambda p: frozenset({frequent}))
     judge = make_judge(tmp_path, pair)
     guarded = SpeculativeDecoder(pair, 4, rule(judge, 1.5)).generate(prompt, 40)
     expected = naive_speculative(pair, prompt, 40, 4, judge, 1.5, end_ids={frequent})

@@ -13,7 +13,7 @@ import torch
 from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
 
 from autojudge_harness import drafts
-from autojudge_harness.decoding import cache_argument
+from autojudge_harness.cached_model import cache_argument
 from autojudge_harness.drafts import parse_draft_reference, truncated_copy
 from autojudge_harness.models import PRESETS, cache_dir
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from autojudge_harness.decoding import CachedModel
+from autojudge_harness.cached_model import CachedModel
 from autojudge_harness.mining.algorithm import GSM8KEquivalence, Miner
 from autojudge_harness.mining.batched import BatchedLM, BatchedMiner
 from autojudge_harness.mining.store import load_merged, make_manifest, merge

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from autojudge_harness.oracle import OracleFileError, load_oracle, prompt_key, unimportant_entries
+from autojudge_harness.mining.oracle import unimportant_entries
+from autojudge_harness.oracle import OracleFileError, load_oracle, prompt_key
 from autojudge_harness.settings import AcceptanceSettings
 
 
@@ -37,7 +38,7 @@ def test_oracle_files_are_checked(tmp_path):
 def test_oracle_decoding_is_algorithm_1s_final_response(tmp_path, embedded_pair):
     from autojudge_harness.decoding import SpeculativeDecoder
     from autojudge_harness.mining.store import MERGED_JSONL
-    from autojudge_harness.oracle import make_oracle
+    from autojudge_harness.mining.oracle import make_oracle
 
     path = make_oracle(embedded_pair, "autojudge_gsm8k_bundled", tmp_path, limit=1, max_new_tokens=160, progress=False)
     record = json.loads((tmp_path / "mined" / MERGED_JSONL).read_text().splitlines()[0])

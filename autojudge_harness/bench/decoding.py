@@ -24,17 +24,17 @@ import torch
 from tqdm import tqdm
 
 from ..answers import answers_equal, extract_final_answer
-from ..cli import add_pair_arguments
+from ..cli_args import add_pair_arguments
 from ..decoding import SpeculativeDecoder
 from ..models import load_pair, pair_config
 from ..prompts import TaskPrompts
 from ..experiments.statistics import compare_with_lossless, mean_ci
-from ..settings import AcceptanceSettings
+from ..settings import DEFAULT_WINDOW, AcceptanceSettings
 
 LOSSLESS_MODE = "ours, lossless"   # the reference of every relative figure
 
 
-def hf_generate(pair, prompt: list[int], max_new_tokens: int, assistant=None, window: int = 8):
+def hf_generate(pair, prompt: list[int], max_new_tokens: int, assistant=None, window: int = DEFAULT_WINDOW):
     """transformers greedy generate (optionally assisted); returns (new ids without EOS, seconds,
     target forward passes: one per generated token without an assistant, None with one)."""
     kwargs = {}
@@ -58,7 +58,7 @@ def time_judge(decoder: SpeculativeDecoder) -> list[float]:
     DD-DT judge, the extra draft forward for the last drafted token's feature) into the returned
     one-element list."""
     spent = [0.0]
-    judge_step = decoder._judge_allows
+    judge_step = decoder._rule_allows
 
     def timed(*args, **kwargs):
         start = time.perf_counter()
@@ -67,7 +67,7 @@ def time_judge(decoder: SpeculativeDecoder) -> list[float]:
         finally:
             spent[0] += time.perf_counter() - start
 
-    decoder._judge_allows = timed
+    decoder._rule_allows = timed
     return spent
 
 

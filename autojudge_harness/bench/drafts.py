@@ -34,7 +34,7 @@ import torch
 from tqdm import tqdm
 
 from .. import drafts
-from ..decoding import cache_argument
+from ..cached_model import cache_argument
 from ..mining.pipeline import GSM8K_TASK, gsm8k_prompts
 from ..models import EMBEDDED_TARGET, load_causal_lm, load_tokenizer
 DEFAULT_CANDIDATES = [

@@ -17,7 +17,7 @@ import json
 import time
 from pathlib import Path
 
-from ..cli import add_pair_arguments
+from ..cli_args import add_pair_arguments
 
 SEQUENTIAL = "sequential"
 

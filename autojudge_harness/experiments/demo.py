@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..cli import add_pair_arguments
+from ..cli_args import add_pair_arguments
 from .evaluation import STATS_FILE, evaluate_into, run_lm_eval, saved_run
 from .sweep import LOSSLESS, PointRun, SweepPoint, combine, rule_points
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..cli import add_pair_arguments
+from ..cli_args import add_pair_arguments
 from ..mining.store import MERGED_FEATURES, merge
+from ..settings import DEFAULT_WINDOW
 from ..training import train
 from .evaluation import run_lm_eval
 
@@ -42,7 +43,7 @@ def configure_parser(p) -> None:
     p.add_argument("--recall", type=float, default=0.9)
     p.add_argument("--eval-task", default="autojudge_gsm8k_bundled")
     p.add_argument("--eval-limit", type=int)
-    p.add_argument("--window", type=int, default=8)
+    p.add_argument("--window", type=int, default=DEFAULT_WINDOW, help="draft tokens per cycle (W)")
     p.add_argument("--device", default="cpu")
 
 

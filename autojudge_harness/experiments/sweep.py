@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 from tqdm import tqdm
 
-from ..cli import add_pair_arguments
+from ..cli_args import add_pair_arguments
 from ..judge import Judge, load_judge
 from ..settings import AcceptanceSettings
 from .evaluation import STATS_FILE, evaluate_into, saved_run
@@ -293,7 +293,7 @@ def pareto_front(rows: list[dict], x: str, y: str) -> list[str]:
 
 def sweep_oracle(pair, task: str, include_path, limit: int | None, gen_kwargs: str | None, chat: bool,
                  cache: Path | None = None) -> Path:
-    """The oracle file for the sweep's evaluated docs (``oracle.make_oracle``: Algorithm 1 on them,
+    """The oracle file for the sweep's evaluated docs (``mining.oracle.make_oracle``: Algorithm 1 on them,
     with the sweep's max_gen_toks and prompt format), mined once into ``cache`` (default: a folder
     of ``$AUTOJUDGE_CACHE/oracles`` named after everything the labels depend on) and reused."""
     import hashlib
@@ -302,7 +302,7 @@ def sweep_oracle(pair, task: str, include_path, limit: int | None, gen_kwargs: s
     from lm_eval.utils import simple_parse_args_string
 
     from ..models import cache_dir
-    from ..oracle import make_oracle
+    from ..mining.oracle import make_oracle
 
     max_new_tokens = simple_parse_args_string(gen_kwargs or "").get("max_gen_toks")
     if cache is None:

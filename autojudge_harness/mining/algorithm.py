@@ -35,7 +35,7 @@ greedy steps -- what ``generate`` per mismatch does) and the draft re-encodes pr
 scratch at every step (and prompt + R[:p] + [d] for the feature). Same labels, used by tests and
 the throughput benchmark.
 
-Models are passed as ``CachedModel``-like objects (``autojudge_harness.decoding.CachedModel``):
+Models are passed as ``CachedModel``-like objects (``autojudge_harness.cached_model.CachedModel``):
 ``feed(ids) -> (T, H)`` hidden states, ``argmax(hidden) -> (T,)``, ``crop(n)``, ``length``.
 """
 
@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Hashable, Iterable, Iterator, Protocol, Sequence
 
 import torch
+
+from ..endings import cut_at_stop
 
 
 class Equivalence(Protocol):
@@ -73,7 +75,7 @@ class GSM8KEquivalence:
     def answer(self, text: str) -> str | None:
         from autojudge_harness.answers import extract_final_answer, extract_last_number
 
-        text = _cut_at_stop(text, self.stop)
+        text = cut_at_stop(text, self.stop)
         return extract_last_number(text) if self.flexible else extract_final_answer(text)
 
     def equal(self, a, b) -> bool:
@@ -215,11 +217,12 @@ class Miner:
     def for_pair(cls, pair, equivalence: Equivalence | None, max_new_tokens: int = 192, stop: Sequence[str] = (),
                  reuse_cache: bool = True, lookahead: int = 0, end_guard: bool = True) -> "Miner":
         """A miner for an ``autojudge_harness.models.ModelPair`` (wraps both models in CachedModel)."""
-        from autojudge_harness.decoding import CachedModel, _eos_ids
+        from ..cached_model import CachedModel
+        from ..endings import pair_end_ids
 
         tokenizer = pair.tokenizer
         return cls(CachedModel(pair.target), CachedModel(pair.draft),
-                   lambda ids: tokenizer.decode(ids, skip_special_tokens=True), _eos_ids(pair), equivalence,
+                   lambda ids: tokenizer.decode(ids, skip_special_tokens=True), pair_end_ids(pair), equivalence,
                    max_new_tokens, stop, reuse_cache, lookahead, end_guard)
 
     # -- helpers --------------------------------------------------------------------------------
@@ -388,8 +391,3 @@ class Miner:
         """(key, MinedQuestion) for each (key, prompt ids, equivalence) of ``questions``, in order."""
         for key, prompt_ids, equivalence in questions:
             yield key, self.mine(prompt_ids, equivalence)
-
-
-def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=len(text))
-    return text[:cut]

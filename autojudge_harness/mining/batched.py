@@ -28,7 +28,7 @@ from typing import Hashable, Iterable, Iterator, Sequence
 
 import torch
 
-from ..decoding import cache_argument
+from ..cached_model import cache_argument
 from .algorithm import Equivalence, Feed, MinedQuestion, Miner
 
 SHORT = 16  # requests of more tokens get a forward of their own

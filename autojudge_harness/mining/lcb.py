@@ -20,10 +20,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Sequence
 
+from ..endings import cut_at_stop
 from ..grading import Grader
 from ..livecodebench import Problem, extract_code
 
-from .algorithm import MinedQuestion, _cut_at_stop
+from .algorithm import MinedQuestion
 from ..prompts import TaskPrompts
 from .pipeline import make_miner, mine_questions, mined_record, run_manifest
 
@@ -41,7 +42,7 @@ class LCBEquivalence:
         self.verdicts: dict[str, object] = {}  # program text -> Verdict (the cache)
 
     def answer(self, text: str) -> str | None:
-        program = extract_code(_cut_at_stop(text, self.stop))
+        program = extract_code(cut_at_stop(text, self.stop))
         if program is None:
             return None
         if program not in self.verdicts:

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..settings import AcceptanceSettings
+from ..settings import DEFAULT_WINDOW, AcceptanceSettings
 from . import metrics
 from .settings import CONFIGURE_RPC, STATS_RPC, engine_kwargs, installed_vllm
 
@@ -74,7 +74,7 @@ def pair_and_judge(args, work: Path) -> tuple[dict, str]:
     pair = engine_pair(args.target or preset["target"], args.draft or preset["draft"])
     judge = args.judge or preset.get("judge") or random_judge(pair.target_path, pair.draft_path, pair.target,
                                                               pair.draft, work)
-    window = args.window or preset.get("window", 8)
+    window = args.window or preset.get("window", DEFAULT_WINDOW)
     return {"target": pair.target_path, "draft": pair.draft_path, "window": window}, judge
 
 
