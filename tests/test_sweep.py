@@ -23,17 +23,23 @@ def test_points_are_lossless_first_then_each_rule_over_its_grid():
     assert [p.label for p in points] == ["lossless", "judge t=0.1", "judge t=0.5", "top_k K=2", "top_k K=4"]
     assert [p.rule for p in points] == ["lossless", "judge", "judge", "top_k", "top_k"]
     assert points[1].model_args == {"judge": JUDGE, "threshold": 0.1} and points[1].slug == "judge_t_0.1"
-    assert points[3].model_args == {"accept_top_k": 2}
+    assert points[3].model_args == {"rule": "top_k", "accept_top_k": 2}
     assert points[3].settings().mode == "top_k"   # the rule's name is the one settings uses
-    assert [p.label for p in rule_points("top_k")] == ["top_k K=2", "top_k K=4", "top_k K=8"]   # its default grid
+    assert [p.label for p in rule_points("top_k")] == ["top_k K=2", "top_k K=3", "top_k K=5"]   # its own grid
+    judi = rule_points("judi")   # any registered rule, over its own grid
+    assert judi[0].label == "judi tau=0.1" and judi[0].model_args == {"rule": "judi", "judi_tau": 0.1}
+    assert judi[0].settings().mode == "judi"
+    assert rule_points("trt", [{"trt_top_k": 10, "trt_delta": 0.2}])[0].label == "trt top_k=10,delta=0.2"
+    with pytest.raises(ValueError, match="judi_tau"):
+        rule_points("judi", [{"judi_tau": -1.0}])
     with pytest.raises(ValueError, match="K >= 1"):
         rule_points("top_k", [0])
     with pytest.raises(ValueError, match=">= 0"):
         rule_points("judge", [-0.1], JUDGE)
     with pytest.raises(ValueError, match="needs a judge file"):
         rule_points("judge", [0.1])
-    with pytest.raises(ValueError, match="unknown rule 'fly'"):
-        rule_points("fly")
+    with pytest.raises(ValueError, match="unknown rule 'nope'"):
+        rule_points("nope")
     assert rule_list("lossless,top_k,judge") == ["top_k", "judge"]
     with pytest.raises(ValueError, match="unknown rule"):
         rule_list("judge,top-k")
@@ -102,7 +108,7 @@ def _runs(**lossless_kwargs):
     judge = SweepPoint("judge t=0.3", "judge", {"judge": JUDGE, "threshold": 0.3})
     return [_run(LOSSLESS, [10, 10, 10, 10, 60], list("abcde"), [1, 1, 0, 0, 0], [False] * 4 + [True], **lossless_kwargs),
             _run(judge, [8, 8, 8, 8, 48], list("abcde"), [1, 1, 0, 0, 0], [False] * 4 + [True], 3.0, 12.0, 0.2),
-            _run(SweepPoint("top_k K=4", "top_k", {"accept_top_k": 4}), [9, 9, 9, 9, 54], list("abxye"),
+            _run(SweepPoint("top_k K=4", "top_k", {"rule": "top_k", "accept_top_k": 4}), [9, 9, 9, 9, 54], list("abxye"),
                  [1, 1, 0, 0, 1], apc=4.0, tps=15.0, judge_share=0.5),
             _run(SweepPoint("oracle", "oracle", {"oracle": "/abs/o.json"}), [8, 8, 8, 8, 40], list("abcde"),
                  [1, 1, 0, 0, 0], [False] * 4 + [True], 3.5, 14.0, 0.3)]

@@ -102,7 +102,7 @@ def run(args) -> dict:
         if isinstance(mode, SpeculativeDecoder):
             mode.generate(prompts[0][:16], 4)
     judge_seconds = {name: time_judge(mode) for name, mode in modes.items()
-                     if isinstance(mode, SpeculativeDecoder) and mode.judge is not None}
+                     if isinstance(mode, SpeculativeDecoder) and mode.rule is not None and mode.rule.name == "judge"}
     outputs = {name: [] for name in modes}
     seconds = dict.fromkeys(modes, 0.0)
     calls = {name: [] for name in modes}      # per prompt; None where the mode does not report them

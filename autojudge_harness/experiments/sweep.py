@@ -62,32 +62,47 @@ class SweepPoint:
 
 
 LOSSLESS = SweepPoint("lossless", "lossless")
-RULES = ("judge", "top_k", "oracle")
-DEFAULT_TOP_K = (2, 4, 8)
+
+
+def point_label(rule: str, values: dict) -> str:
+    """``rule`` and its parameter values, short: "judi tau=0.3", "top_k K=2", "trt top_k=10,delta=0.2"."""
+    short = {"accept_top_k": "K", "threshold": "t"}
+    text = ",".join(f"{short.get(key, key.removeprefix(rule + '_'))}={value:g}" if isinstance(value, float)
+                    else f"{short.get(key, key.removeprefix(rule + '_'))}={value}" for key, value in values.items())
+    return f"{rule} {text}" if text else rule
 
 
 def rule_points(rule: str, grid: Sequence | None = None, judge: str | None = None,
                 oracle: str | None = None) -> list[SweepPoint]:
-    """The points of lenient ``rule`` over ``grid`` (None: the rule's default grid: the judge's
-    thresholds from its file, ``DEFAULT_TOP_K``); ``judge``, ``oracle``: the files the rules need.
-    (The one place a rule name becomes points: a rule registry's lookup replaces this body.)"""
+    """The points of lenient ``rule`` (a name in ``rules.RULES``) over ``grid`` (None: the rule's own
+    ``grid``; the judge's thresholds come from its file, ``default_thresholds``). ``grid``: parameter
+    dicts, or for judge and top_k plain thresholds and K values; ``judge``, ``oracle``: the files
+    those rules need. Each point's settings are checked here (RuleError naming the value)."""
+    from ..rules import rule_class
+
     if rule == "judge":
         if not judge:
             raise ValueError("the judge rule needs a judge file (--judge, or a preset that ships one)")
         grid = default_thresholds(load_judge(judge)) if grid is None else grid
         if any(t < 0 for t in grid):
             raise ValueError(f"judge thresholds must be >= 0, got {list(grid)}")
-        return [SweepPoint(f"judge t={t:g}", "judge", {"judge": judge, "threshold": t}) for t in sorted(set(grid))]
-    if rule == "top_k":
-        grid = DEFAULT_TOP_K if grid is None else grid
-        if any(k < 1 for k in grid):
-            raise ValueError(f"top_k needs K >= 1, got {list(grid)}")
-        return [SweepPoint(f"top_k K={k}", "top_k", {"accept_top_k": k}) for k in sorted(set(grid))]
+        return [SweepPoint(point_label("judge", {"threshold": t}), "judge", {"judge": judge, "threshold": t})
+                for t in sorted(set(grid))]
     if rule == "oracle":
         if not oracle:
             raise ValueError("the oracle rule needs an oracle file (sweep_oracle or autojudge oracle)")
         return [SweepPoint("oracle", "oracle", {"oracle": oracle})]
-    raise ValueError(f"unknown rule {rule!r}; known: {', '.join(RULES)}")
+    cls = rule_class(rule)
+    if grid is None:
+        grid = cls.grid
+    elif rule == "top_k":
+        if any(not isinstance(k, dict) and k < 1 for k in grid):
+            raise ValueError(f"top_k needs K >= 1, got {list(grid)}")
+        grid = [k if isinstance(k, dict) else {"accept_top_k": k} for k in sorted(set(grid))]
+    points = [SweepPoint(point_label(rule, dict(values)), rule, {"rule": rule, **values}) for values in grid]
+    for point in points:
+        point.settings()
+    return points
 
 
 def without_end_guard(points: list[SweepPoint]) -> list[SweepPoint]:
@@ -320,6 +335,8 @@ def number_list(kind):
 
 def rule_list(text: str) -> list[str]:
     """``--rules`` (comma-separated rule names; lossless is always the first point)."""
+    from ..rules import RULES
+
     rules = [r.strip() for r in text.split(",") if r.strip() and r.strip() != "lossless"]
     unknown = [r for r in rules if r not in RULES]
     if unknown:
@@ -436,14 +453,15 @@ def configure_parser(p) -> None:
                 "threshold. Compare two points' outputs: autojudge compare DIR_A DIR_B.")
     add_pair_arguments(p, judge_help="judge file (default: the preset's)", window=True)
     p.add_argument("--rules", type=rule_list, default=None,
-                   help=f"comma-separated lenient rules, each over its grid ({', '.join(RULES)}; default: judge, "
-                        "plus top_k with --top-k and oracle with --oracle)")
+                   help="comma-separated lenient rules (autojudge_harness/rules: judge, top_k, oracle, judi, fly, trt, "
+                        "ensemble, typical), each over its own grid; default: judge, plus top_k with --top-k and "
+                        "oracle with --oracle")
     p.add_argument("--thresholds", type=number_list(float), help="the judge rule's grid: comma-separated thresholds")
     p.add_argument("--table-points", type=int, default=6,
                    help="without --thresholds: this many thresholds, the judge's own and the rest spread over its "
                         "threshold table (1: the judge's own only)")
     p.add_argument("--top-k", type=number_list(int),
-                   help=f"the top_k rule's grid: comma-separated K (default {','.join(map(str, DEFAULT_TOP_K))})")
+                   help="the top_k rule's grid: comma-separated K (default: the rule's own grid)")
     p.add_argument("--no-guard-thresholds", type=number_list(float), default=[],
                    help="comma-separated judge thresholds to run also without the end guard (the paper-exact rule)")
     p.add_argument("--oracle", action="store_true",
