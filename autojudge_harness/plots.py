@@ -64,6 +64,26 @@ def _short_label(row: dict) -> str:
     return label[len(row["rule"]):].strip() or label if label.startswith(row["rule"]) else label
 
 
+def point_labels(rows: list[dict], key: str) -> list[tuple[float, float, str]]:
+    """One label per distinct (target calls, ``key``) position of the lenient rows: points that
+    coincide share it ("t=0.1, t=0.2"; several rules: "fly x5; ensemble w=0.5")."""
+    groups: dict = {}
+    for row in rows:
+        if row[key] is not None and row["rule"] != "lossless":
+            position = (round(row["target_calls_vs_lossless"], 9), round(row[key], 9))
+            groups.setdefault(position, {}).setdefault(row["rule"], []).append(_short_label(row))
+    labels = []
+    for (x, y), by_rule in groups.items():
+        if len(by_rule) == 1:
+            (texts,) = by_rule.values()
+            text = ", ".join(texts) if len(texts) <= 3 else f"{texts[0]} .. {texts[-1]} ({len(texts)} points)"
+        else:
+            text = "; ".join(f"{rule} {texts[0]}" if len(texts) == 1 else f"{rule} x{len(texts)}"
+                             for rule, texts in by_rule.items())
+        labels.append((x, y, text))
+    return labels
+
+
 def _errors(rows: list[dict], key: str, ci_key: str):
     """Error bar lengths (2 x n) of ``key`` from its interval ``ci_key``; None when a row has none."""
     if any(not r.get(ci_key) for r in rows):
@@ -82,7 +102,7 @@ def curves(rows: list[dict]) -> dict[tuple[str, bool], list[dict]]:
 def plot_sweep(combined: dict, path: Path) -> None:
     """Answer agreement with lossless, and the task metric, against target calls relative to lossless:
     one curve per rule (dashed, hollow: without the end guard), 95% intervals as error bars on both
-    axes, each point labelled with its parameters."""
+    axes, each point labelled with its parameters (coinciding points share one label)."""
     plt = _pyplot()
     rows = [r for r in combined["points"] if r["target_calls_vs_lossless"] is not None]
     panels = [("agreement_with_lossless", "agreement_ci", "answer agreement with lossless"),
@@ -110,8 +130,7 @@ def plot_sweep(combined: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="best")
         fig.canvas.draw()
-        place_labels(ax, [(r["target_calls_vs_lossless"], r[key], _short_label(r)) for r in rows
-                          if r[key] is not None and r["rule"] != "lossless"])
+        place_labels(ax, point_labels(rows, key))
     pair = combined["pair"]
     fig.suptitle(f"{combined['task']}: {combined['documents']} documents, W={pair['window']}, "
                  f"{pair['target']} / {pair['draft']}\nerror bars: 95% paired bootstrap intervals over documents",

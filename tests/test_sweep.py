@@ -164,7 +164,8 @@ def test_tables_matched_agreement_and_goal_line():
     matched = matched_lines(combined)
     assert "| 0.95 | oracle | oracle | 0.72x [" in "\n".join(matched)
     assert "| 0.95 | top_k | none reaches it | - | - | - |" in matched
-    assert matched[-2].startswith("agreement >= 0.95: oracle wins (oracle, 0.72x lossless target calls")
+    assert matched[-2] == ("agreement >= 0.95: judge wins (judge t=0.3, 0.80x lossless target calls; the only rule that "
+                           "reaches this agreement) (the perfect judge's ceiling: 0.72x)")   # the oracle is no rule to pick
     goals = goal_lines(combined)
     assert goals[0] == ("goal at the judge's own threshold (judge t=0.3): <= 0.85x lossless target calls at >= 0.95 "
                         "agreement, the interval's upper bound below 1.0: 0.80x [upper bound 0.80] at agreement 1.00: met")
@@ -245,3 +246,15 @@ def test_sweep_on_the_embedded_pair_in_one_process(tmp_path, embedded_pair, monk
     assert main(["compare", str(tmp_path / "points" / "lossless"), str(tmp_path / "points" / "judge_t_1.01_no_guard")]) == 0
     with pytest.raises(ValueError, match="marked as unsafe"):   # code-executing tasks need the user's consent
         run_sweep(lm, points[:1], "autojudge_lcb_bundled", tmp_path / "lcb", **kwargs)
+
+
+def test_coinciding_points_share_one_label():
+    from autojudge_harness.plots import point_labels
+
+    rows = [{"label": "lossless", "rule": "lossless", "target_calls_vs_lossless": 1.0, "y": 1.0}]
+    rows += [{"label": f"fly theta={t}", "rule": "fly", "target_calls_vs_lossless": 1.0, "y": 1.0} for t in (0.7, 0.5)]
+    rows += [{"label": "judge t=0.1", "rule": "judge", "target_calls_vs_lossless": 1.0, "y": 1.0},
+             {"label": "judge t=0.9", "rule": "judge", "target_calls_vs_lossless": 0.8, "y": 0.5}]
+    rows += [{"label": f"judi tau={t}", "rule": "judi", "target_calls_vs_lossless": 0.7, "y": 0.4} for t in (1, 2, 3, 4)]
+    assert point_labels(rows, "y") == [(1.0, 1.0, "fly x2; judge t=0.1"), (0.8, 0.5, "t=0.9"),
+                                       (0.7, 0.4, "tau=1 .. tau=4 (4 points)")]

@@ -118,20 +118,23 @@ def matched_agreement(rows: list[dict], levels: Sequence[float] = (0.95, 0.90)) 
 
 def winner_line(entries: list[dict]) -> str:
     """Who wins at one agreement level (``matched_agreement`` entries of that level, cheapest first):
-    the cheapest rule, and whether its interval clears the runner-up's (else: not a clear win); no
-    winner when no rule reaches the level or the cheapest point saves nothing."""
-    reached = [e for e in entries if e["calls"] is not None]
+    the cheapest deployable rule (the oracle, the perfect judge, is a ceiling and named as such), and
+    whether its interval clears the runner-up's (else: not a clear win); no winner when no rule
+    reaches the level or the cheapest point saves nothing."""
     level = entries[0]["level"] if entries else None
+    oracle = next((e for e in entries if e["rule"] == "oracle" and e["calls"] is not None), None)
+    ceiling = "" if oracle is None else f" (the perfect judge's ceiling: {oracle['calls']:.2f}x)"
+    reached = [e for e in entries if e["calls"] is not None and e["rule"] != "oracle"]
     if not reached:
-        return f"agreement >= {level:.2f}: no rule reaches it"
+        return f"agreement >= {level:.2f}: no rule reaches it{ceiling}"
     best = reached[0]
     if best["calls"] >= 1 - 1e-9:
         return (f"agreement >= {level:.2f}: no rule saves target calls ({best['rule']}'s cheapest point "
-                f"{best['label']}: {best['calls']:.2f}x lossless)")
+                f"{best['label']}: {best['calls']:.2f}x lossless){ceiling}")
     head = f"agreement >= {level:.2f}: {best['rule']} wins ({best['label']}, {best['calls']:.2f}x lossless target calls"
     if len(reached) == 1:
-        return head + "; the only rule that reaches this agreement)"
+        return head + f"; the only rule that reaches this agreement){ceiling}"
     second = reached[1]
     if best["ci"] and second["ci"] and best["ci"][1] < second["ci"][0]:
-        return head + f"; its interval lies below {second['rule']}'s: a clear win)"
-    return head + f"; its interval overlaps {second['rule']}'s ({second['calls']:.2f}x): not a clear win)"
+        return head + f"; its interval lies below {second['rule']}'s: a clear win){ceiling}"
+    return head + f"; its interval overlaps {second['rule']}'s ({second['calls']:.2f}x): not a clear win){ceiling}"
