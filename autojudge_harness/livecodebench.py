@@ -58,6 +58,16 @@ MAX_JSON_CONTAINERS = 5_000_000
 # Opcodes that build or reference nothing.
 _FRAMING_OPCODES = frozenset({"PROTO", "FRAME", "STOP", "MARK", "POP", "POP_MARK", "MEMOIZE", "PUT", "BINPUT",
                               "LONG_BINPUT"})
+# The only opcodes a private-test pickle may hold: framing, the memo, and plain data (None, bool, int,
+# float, str, bytes, list, tuple, dict, set). Everything else (globals, EXT1/2/4 served from copyreg's
+# cache without ``find_class``, REDUCE, BUILD, INST/OBJ/NEWOBJ, persistent ids, out-of-band buffers)
+# is refused before anything is built.
+_PLAIN_DATA_OPCODES = _FRAMING_OPCODES | frozenset({
+    "DUP", "GET", "BINGET", "LONG_BINGET", "NONE", "NEWTRUE", "NEWFALSE", "INT", "BININT", "BININT1", "BININT2",
+    "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT", "STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE",
+    "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "EMPTY_LIST",
+    "APPEND", "APPENDS", "LIST", "EMPTY_TUPLE", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "EMPTY_DICT", "DICT",
+    "SETITEM", "SETITEMS", "EMPTY_SET", "ADDITEMS", "FROZENSET"})
 
 class UnsafePickleError(ValueError):
     """A pickle asked for a class or function (anything but plain data): refused, nothing ran."""
@@ -71,13 +81,29 @@ class _PlainDataUnpickler(pickle.Unpickler):
         raise UnsafePickleError("refusing a pickle with persistent ids: LiveCodeBench test data must be plain data")
 
 
+def _refusal(opcode: str, arg, pos: int, strings: list[str]) -> str:
+    """Why a pickle is refused: the global it names (GLOBAL's argument, STACK_GLOBAL's last two
+    strings) or the opcode."""
+    if opcode == "GLOBAL":
+        what = str(arg).replace(" ", ".")
+    elif opcode == "STACK_GLOBAL":
+        what = ".".join(strings)
+    else:
+        what = f"opcode {opcode} at byte {pos}"
+    return f"refusing to unpickle {what}: LiveCodeBench test data must be plain data"
+
+
 def load_plain_pickle(data: bytes, max_elements: int | None = None):
-    """Unpickle ``data`` admitting only plain data; UnsafePickleError for anything else. The opcodes
-    are counted first (nothing is built): more than ``max_elements`` (default
-    ``MAX_PICKLE_ELEMENTS``) object-making or -referencing opcodes is a ValueError."""
+    """Unpickle ``data`` admitting only plain data. The opcodes are checked first (nothing is built):
+    one outside ``_PLAIN_DATA_OPCODES`` is an UnsafePickleError, more than ``max_elements`` (default
+    ``MAX_PICKLE_ELEMENTS``) object-making or -referencing opcodes a ValueError."""
     limit = MAX_PICKLE_ELEMENTS if max_elements is None else max_elements
-    count = 0
-    for opcode, _arg, _pos in pickletools.genops(data):
+    count, strings = 0, ["", ""]
+    for opcode, arg, pos in pickletools.genops(data):
+        if opcode.name not in _PLAIN_DATA_OPCODES:
+            raise UnsafePickleError(_refusal(opcode.name, arg, pos, strings))
+        if isinstance(arg, str):
+            strings = [strings[1], arg]
         if opcode.name not in _FRAMING_OPCODES:
             count += 1
             if count > limit:
