@@ -25,6 +25,7 @@ import numpy as np
 
 from .judge import DTYPES, save_judge, task_family
 from .mining.store import read_features, read_provenance
+from .plots import plot_report
 
 class TrainingDataError(ValueError):
     """Mined data a judge cannot be trained on (missing, malformed, too few questions or classes)."""
@@ -241,38 +242,13 @@ def train(features: str | Path, out: str | Path, feature_kind: str = "DD-DT", re
                dtype=manifest.get("dtype"), target_model_id=target_model_id, draft_model_id=draft_model_id)
     out = Path(out)
     out.with_suffix(".report.json").write_text(json.dumps(report, indent=2))
-    plot_report(results, labels[val_mask], table, threshold, out.with_suffix(".report.png"))
+    plot_report(results, labels[val_mask], table, report["at_threshold"], out.with_suffix(".report.png"), len(val_questions))
     return report
 
 
 def _provenance_summary(provenance: dict) -> dict:
     """Where the features came from, without the official import's per-question name map."""
     return {k: v for k, v in provenance.items() if k != "question_names"}
-
-
-def plot_report(results: dict, val_labels: np.ndarray, table: list, threshold: float, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_curve
-
-    fig, (roc, sweep) = plt.subplots(1, 2, figsize=(11, 4.5))
-    for kind, r in results.items():
-        fpr, tpr, _ = roc_curve(val_labels, r["val_probs"])
-        roc.plot(fpr, tpr, label=f"{kind} (AUC {r['val_auc']:.3f}, C={r['C']:.3g})")
-    roc.plot([0, 1], [0, 1], "k:", lw=1)
-    roc.set(xlabel="false positive rate", ylabel="true positive rate (important)", title="Validation ROC")
-    roc.legend()
-    ts = [row["threshold"] for row in table]
-    sweep.plot(ts, [row["recall"] for row in table], "o-", label="recall of important")
-    sweep.plot(ts, [row["accepted_fraction"] for row in table], "s-", label="mismatches accepted")
-    sweep.axvline(threshold, color="k", ls="--", lw=1, label=f"chosen t={threshold:.3g}")
-    sweep.set(xlabel="threshold on P(important)", ylabel="fraction", title="Validation threshold table")
-    sweep.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def configure_parser(p) -> None:
