@@ -2,19 +2,12 @@
 
 Both are read at a glance: titles name the task (or data), the document (or validation) counts,
 W and the pair; a metric that is zero everywhere gets a "not informative" note instead of an axis;
-point labels are placed so that they do not overlap (``place_labels``).
-
-Regenerate a judge's report PNG from its report JSON and the mined features it names, without
-retraining the judge (each feature kind is refitted at its reported C on the reported split, and
-its validation AUC must match the report's):
-
-    python -m autojudge_harness.plots autojudge_harness/classifiers/smollm2-135m-gsm8k.report.json
+point labels are placed so that they do not overlap (``place_labels``). Redrawing a judge's report
+without retraining: ``autojudge_harness.replot``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -149,11 +142,12 @@ def threshold_format(thresholds: list[float]) -> str:
 
 
 def plot_report(results: dict, val_labels: np.ndarray, table: list, chosen: dict, path: Path,
-                val_questions: int | None = None, title: str | None = None) -> None:
+                val_questions: int | None = None, title: str | None = None, small: bool = False) -> None:
     """A judge's training report: validation ROC per feature kind (its AUC beside the validation
     counts) and the threshold table as recall of important mismatches against the share of
     mismatches accepted, with ``chosen`` (the judge's threshold row: threshold, recall,
-    accepted_fraction) marked; ``title``: the pair or data, above both."""
+    accepted_fraction) marked; ``title``: the pair or data, above both; ``small``: warn that the
+    validation set is too small for a reliable AUC."""
     from sklearn.metrics import roc_curve
 
     plt = _pyplot()
@@ -166,9 +160,6 @@ def plot_report(results: dict, val_labels: np.ndarray, table: list, chosen: dict
         fpr, tpr, _ = roc_curve(val_labels, r["val_probs"])
         roc.plot(fpr, tpr, label=f"{kind}: AUC {r['val_auc']:.3f} (C={r['C']:.3g})")
     roc.plot([0, 1], [0, 1], "k:", lw=1)
-    from .training import SMALL_VALIDATION
-
-    small = total < SMALL_VALIDATION[1] or (val_questions is not None and val_questions < SMALL_VALIDATION[0])
     roc.set(xlabel="false positive rate", ylabel="true positive rate (important)",
             title=f"Validation ROC on {counts}" + ("\nsmall validation set: the AUC is unreliable" if small else ""))
     roc.legend(fontsize=8)
@@ -193,54 +184,3 @@ def plot_report(results: dict, val_labels: np.ndarray, table: list, chosen: dict
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def replot_report(report_path: Path, features: Path | None = None) -> Path:
-    """Redraw ``report_path``'s PNG (beside it) from the report and its mined features (default: the
-    report's ``features``, relative to the working directory): each kind refitted at its reported C on
-    the reported validation questions; ValueError when the split or an AUC differs from the report."""
-    from .training import (FEATURE_KINDS, _subset, fit_grid, guarded_rows, load_features, split_by_question)
-
-    report_path = Path(report_path)
-    report = json.loads(report_path.read_text())
-    if report.get("question_subset") is not None:
-        raise ValueError(f"{report_path}: trained on a question subset, which the report does not list")
-    arrays, _ = load_features(features or report["features"])
-    if not report["keep_end_mismatches"]:
-        arrays = _subset(arrays, guarded_rows(arrays))
-    labels = arrays["labels"].astype(int)
-    train_mask, val_mask = split_by_question(arrays["question_ids"], report["val_fraction"], report["seed"])
-    val_questions = sorted(int(q) for q in np.unique(arrays["question_ids"][val_mask]))
-    if val_questions != report["val_question_ids"]:
-        raise ValueError(f"{report_path}: the features split into other validation questions than the report's")
-    results = {}
-    for kind in FEATURE_KINDS:
-        x = arrays["features_target"] if kind == "DT" else np.concatenate(
-            [arrays["features_draft"], arrays["features_target"]], axis=1)
-        results[kind] = fit_grid(x[train_mask], labels[train_mask], x[val_mask], labels[val_mask],
-                                 [report["kinds"][kind]["C"]], report["seed"])
-        if abs(results[kind]["val_auc"] - report["kinds"][kind]["val_auc"]) > 1e-6:
-            raise ValueError(f"{report_path}: {kind} refits to validation AUC {results[kind]['val_auc']:.6f}, "
-                             f"the report says {report['kinds'][kind]['val_auc']:.6f}")
-    pair = report["pair"]
-    title = (f"judge {report_path.name.removesuffix('.report.json')} ({report['feature_kind']}): "
-             f"{pair['target_model']} / {pair['draft_model']}, mined on {Path(pair['dataset']).name}")
-    path = report_path.with_name(report_path.name.removesuffix(".json") + ".png")
-    plot_report(results, labels[val_mask], report["threshold_table"], report["at_threshold"], path,
-                len(val_questions), title)
-    return path
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Redraw judge report PNGs from their report JSON, without "
-                                                 "retraining the judge.")
-    parser.add_argument("reports", nargs="+", type=Path, help="NAME.report.json files")
-    parser.add_argument("--features", type=Path, help="the mined features (default: the report's own path)")
-    args = parser.parse_args(argv)
-    for report in args.reports:
-        print(f"wrote {replot_report(report, args.features)}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -36,6 +36,11 @@ FEATURE_KINDS = ("DT", "DD-DT")
 BACKEND_KINDS = {"hf": ("DD-DT", "DT"), "vllm": ("DT",)}   # the kinds each backend loads, its default first
 ARRAYS = ("features_target", "features_draft", "labels", "target_end", "question_ids", "positions")
 SMALL_VALIDATION = (10, 50)   # fewer validation questions / mismatches than this: the AUC and threshold are noisy
+
+
+def small_validation(questions: int, mismatches: int) -> bool:
+    """Whether a validation split is too small for its AUC and threshold to be reliable."""
+    return questions < SMALL_VALIDATION[0] or mismatches < SMALL_VALIDATION[1]
 TABLE_QUANTILES = np.linspace(0.0, 1.0, 26)
 
 
@@ -211,7 +216,7 @@ def train(features: str | Path, out: str | Path, feature_kind: str = "DD-DT", re
     table = [threshold_row(chosen["val_probs"], val_labels, t) for t in quantiles]
     val_questions = sorted(int(q) for q in np.unique(arrays["question_ids"][val_mask]))
     notes = []
-    if len(val_questions) < SMALL_VALIDATION[0] or int(val_mask.sum()) < SMALL_VALIDATION[1]:
+    if small_validation(len(val_questions), int(val_mask.sum())):
         notes.append(f"small validation set: {int(val_mask.sum())} mismatches from {len(val_questions)} questions "
                      f"(reliable figures need >= {SMALL_VALIDATION[0]} questions and >= {SMALL_VALIDATION[1]} "
                      "mismatches); the validation ROC-AUC and the chosen threshold are unreliable (mine more questions)")
@@ -242,7 +247,8 @@ def train(features: str | Path, out: str | Path, feature_kind: str = "DD-DT", re
                dtype=manifest.get("dtype"), target_model_id=target_model_id, draft_model_id=draft_model_id)
     out = Path(out)
     out.with_suffix(".report.json").write_text(json.dumps(report, indent=2))
-    plot_report(results, labels[val_mask], table, report["at_threshold"], out.with_suffix(".report.png"), len(val_questions))
+    plot_report(results, labels[val_mask], table, report["at_threshold"], out.with_suffix(".report.png"), len(val_questions),
+                small=small_validation(len(val_questions), int(val_mask.sum())))
     return report
 
 

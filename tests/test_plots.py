@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from autojudge_harness.plots import replot_report, threshold_format
+from autojudge_harness.plots import threshold_format
+from autojudge_harness.replot import replot_report
 
 SHIPPED = Path(__file__).resolve().parents[1] / "classifiers" / "smollm2-135m-vllm-draft-dt.report.json"
 

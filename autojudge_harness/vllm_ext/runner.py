@@ -24,7 +24,7 @@ from ..rules.judge import JudgeRule
 from .ledger import RequestLedger, step_rows
 from .sampler import AutoJudgeRejectionSampler
 from .settings import (VLLMSettingsError, check_speculative_config, from_additional_config, installed_vllm,
-                       load_vllm_judge)
+                       load_vllm_judge, refuse_missing_inputs)
 
 
 class AutoJudgeModelRunner(GPUModelRunner):
