@@ -59,7 +59,9 @@ class SpeculativeDecoder:
                                     pair.target_name, pair.draft_name)
         self.pair = pair
         self.settings = settings
-        self.rule: Rule | None = None if rule is None or rule.off else rule.to(pair.target.device)
+        # a rule at its off value allows nothing (lossless tokens) but still runs, unless it cannot (unset parameters)
+        self.rule: Rule | None = None if rule is None or (rule.off and None in rule.values.values()) else \
+            rule.to(pair.target.device)
         self.threshold = rule["threshold"] if rule is not None and rule.name == "judge" else None
         self.eos_ids = pair_end_ids(pair)
         self._eos_tensor = torch.tensor(sorted(self.eos_ids), dtype=torch.long, device=pair.target.device)
