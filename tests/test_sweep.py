@@ -258,3 +258,14 @@ def test_coinciding_points_share_one_label():
     rows += [{"label": f"judi tau={t}", "rule": "judi", "target_calls_vs_lossless": 0.7, "y": 0.4} for t in (1, 2, 3, 4)]
     assert point_labels(rows, "y") == [(1.0, 1.0, "fly x2; judge t=0.1"), (0.8, 0.5, "t=0.9"),
                                        (0.7, 0.4, "tau=1 .. tau=4 (4 points)")]
+
+
+def test_point_option_gives_one_rule_point():
+    from autojudge_harness.experiments.sweep import rule_point
+
+    assert rule_point("trt:trt_top_k=10,trt_delta=0.6") == ("trt", {"trt_top_k": "10", "trt_delta": "0.6"})
+    points = sweep_points(["judi", "top_k"], {"judi": [{"judi_tau": "0.3"}], "top_k": [2]})
+    assert [p.label for p in points] == ["lossless", "judi tau=0.3", "top_k K=2"]
+    for bad in ("judge:threshold=0.3", "kl:x=1", "judi:judi_tau", "judi:"):
+        with pytest.raises(ValueError, match="--point"):
+            rule_point(bad)

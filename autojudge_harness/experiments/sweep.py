@@ -333,6 +333,20 @@ def number_list(kind):
     return lambda text: [kind(x) for x in text.split(",") if x.strip()]
 
 
+def rule_point(text: str) -> tuple[str, dict]:
+    """``--point RULE:KEY=V,KEY=V``: (rule, its parameter values as strings; checked by the settings)."""
+    from ..rules import RULES
+
+    rule, _, spec = text.partition(":")
+    if rule not in RULES or rule in ("judge", "oracle"):
+        raise ValueError(f"--point {text!r}: give RULE:KEY=V[,KEY=V] for one of "
+                         f"{', '.join(r for r in RULES if r not in ('judge', 'oracle'))} (judge: --thresholds)")
+    values = dict(item.split("=", 1) for item in spec.split(",") if "=" in item)
+    if not values or len(values) != len([i for i in spec.split(",") if i.strip()]):
+        raise ValueError(f"--point {text!r}: parameters must be KEY=V, comma-separated")
+    return rule, values
+
+
 def rule_list(text: str) -> list[str]:
     """``--rules`` (comma-separated rule names; lossless is always the first point)."""
     from ..rules import RULES
@@ -460,6 +474,9 @@ def configure_parser(p) -> None:
     p.add_argument("--table-points", type=int, default=6,
                    help="without --thresholds: this many thresholds, the judge's own and the rest spread over its "
                         "threshold table (1: the judge's own only)")
+    p.add_argument("--point", type=rule_point, action="append", default=[], metavar="RULE:KEY=V[,KEY=V]",
+                   help="one point of a rule, e.g. judi:judi_tau=0.3 or trt:trt_top_k=10,trt_delta=0.6 (repeatable); "
+                        "a rule given --point runs these points instead of its own grid")
     p.add_argument("--top-k", type=number_list(int),
                    help="the top_k rule's grid: comma-separated K (default: the rule's own grid)")
     p.add_argument("--no-guard-thresholds", type=number_list(float), default=[],
@@ -526,7 +543,11 @@ def main(args) -> int:
             raise SystemExit("the oracle rule needs --limit as a number of docs (or none)")
         oracle = str(sweep_oracle(lm.pair, args.task, include_path, limit, args.gen_kwargs, not args.no_chat,
                                   args.oracle_cache))
-    points = sweep_points(rules, {"judge": args.thresholds, "top_k": args.top_k}, judge, oracle,
+    grids = {"judge": args.thresholds, "top_k": args.top_k}
+    for rule, values in args.point:
+        grids[rule] = (grids[rule] if isinstance(grids.get(rule), list) and grids[rule] and
+                       isinstance(grids[rule][0], dict) else []) + [values]
+    points = sweep_points(rules, grids, judge, oracle,
                           args.no_guard_thresholds)
     combined = run_sweep(lm, points, args.task, args.out, task_manager=TaskManager(include_path=str(include_path)),
                          limit=limit, gen_kwargs=args.gen_kwargs, apply_chat_template=not args.no_chat,
