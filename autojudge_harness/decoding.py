@@ -182,10 +182,9 @@ class SpeculativeDecoder:
         left to the exact rule."""
         rule = self.rule
         exact = x.draft_tokens == x.target_tokens
-        valid = torch.ones_like(exact)
         emitted = rule.emitted(x)
         if "draft_hidden" not in rule.needs:
-            return rule.window(rule.local(x), exact, valid), emitted
+            return self._window(rule.local(x), exact), emitted
         width = exact.shape[0]
         head = torch.zeros(0, dtype=torch.bool, device=exact.device)
         if width > 1:
@@ -196,7 +195,15 @@ class SpeculativeDecoder:
             local = torch.cat([head, rule.local(last)])
         else:
             local = torch.cat([head, torch.zeros(1, dtype=torch.bool, device=exact.device)])
-        return rule.window(local, exact, valid), emitted
+        return self._window(local, exact), emitted
+
+    def _window(self, local: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
+        """The rule's window step over the full window W (a window cut short at a drafted EOS or the
+        token cap is padded with missing drafts), cut back to the drafted positions."""
+        width = local.shape[0]
+        pad = torch.zeros(self.window - width, dtype=torch.bool, device=local.device)
+        valid = torch.cat([torch.ones_like(local), pad])
+        return self.rule.window(torch.cat([local, pad]), torch.cat([exact, pad]), valid)[:width]
 
     def _ends(self, tokens: list[int], drafted, target_tokens, allowed, emitted=None) -> torch.Tensor:
         """The end guard's mask: the target's token is an EOS, or (checked exactly, by decoding, at

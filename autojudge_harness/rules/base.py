@@ -122,7 +122,8 @@ class Rule:
 
     def window(self, local: torch.Tensor, exact: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """(..., W) allowed mask from the position-local one, ``exact`` (draft == target) and
-        ``valid`` (the position holds a real draft)."""
+        ``valid`` (the position holds a real draft); the last dimension is the full window W, padded
+        (``valid`` False) where a backend drafted fewer."""
         return local
 
     def emitted(self, x: Inputs) -> torch.Tensor | None:
