@@ -91,5 +91,10 @@ def test_lenient_value_equals_the_hf_backend(ours, pair, hf_pair, name):
           f"HF {[g.stats.target_calls for g in hf]}")
     assert strip == [g.token_ids for g in hf]
     assert [c["target_calls"] for c in counts] == [g.stats.target_calls for g in hf]
-    assert [c["accepted_lenient"] for c in counts] == [g.stats.accepted_lenient for g in hf]
+    # at the token cap vLLM verifies a full window and counts acceptances the output then cuts off;
+    # the HF backend shortens its last window (docs/vllm.md, "Statistics: per request")
+    capped = [g.finish_reason == "length" for g in hf]
+    assert [c["accepted_lenient"] for c, cap in zip(counts, capped) if not cap] == \
+        [g.stats.accepted_lenient for g, cap in zip(hf, capped) if not cap]
+    assert all(c["accepted_lenient"] >= g.stats.accepted_lenient for c, g in zip(counts, hf))
     assert sum(c["accepted_lenient"] for c in counts) > 0, f"{name} accepted nothing lenient: the test shows nothing"
