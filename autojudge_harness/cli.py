@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 
 COMMANDS = {
@@ -41,7 +42,31 @@ def overview() -> str:
             "tasks-path)\"\n\ncommands:\n" + "\n".join(lines))
 
 
+# what an interrupted job keeps on disk (formatted with its parsed arguments); a rerun of the same command resumes
+RESUMABLE = {"mine": "the questions mined so far are kept in {out}",
+             "sweep": "the finished points are kept in {out}/points",
+             "lcb-5fold": "the mined problems and finished folds are kept in {run_dir}"}
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean bad input or a missing prerequisite (one line, exit 2); any other exception
+    is a bug and keeps its traceback. Every project error class derives from ValueError, except
+    the sandbox's ``SandboxUnavailable``."""
+    from .sandbox import SandboxUnavailable
+
+    return ValueError, OSError, ImportError, SandboxUnavailable
+
+
+def interrupted(name: str, args: argparse.Namespace, argv: list[str]) -> str:
+    """The one line printed on Ctrl-C: what is kept and, for a resumable job, the command that resumes."""
+    if name not in RESUMABLE:
+        return f"autojudge {name}: interrupted"
+    kept = RESUMABLE[name].format(**vars(args))
+    return f"autojudge {name}: interrupted; {kept}; resume with: autojudge {shlex.join(argv)}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the subcommand of ``argv``; a user error or Ctrl-C prints one line on stderr (exit 2 / 130)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(overview())
@@ -63,13 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"autojudge {name}", formatter_class=argparse.RawDescriptionHelpFormatter)
     module.configure_parser(parser)
     args = parser.parse_args(rest)
-    from .judge import JudgeFileError
-    from .settings import SettingsError
-    from .oracle import OracleFileError
-    from .training import TrainingDataError
-
     try:
         return getattr(module, function)(args) or 0
-    except (SettingsError, JudgeFileError, OracleFileError, TrainingDataError, FileNotFoundError) as error:
+    except KeyboardInterrupt:
+        print(f"\n{interrupted(name, args, argv)}", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if not isinstance(error, user_errors()):
+            raise
         print(f"autojudge {name}: error: {error}", file=sys.stderr)
         return 2

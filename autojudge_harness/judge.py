@@ -22,8 +22,6 @@ import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import torch
-
 SCHEMA_VERSION = 1
 FEATURE_KINDS = ("DT", "DD-DT")
 METADATA_KEY = "autojudge"
@@ -78,12 +76,16 @@ class Judge:
 
     def features(self, target_hidden: torch.Tensor, draft_hidden: torch.Tensor | None) -> torch.Tensor:
         """(T, F) float32 features from the rows' target (and, for DD-DT, draft) hidden states."""
+        import torch  # here, not at the top: ``autojudge <job> --help`` imports this module without torch
+
         if self.feature_kind == "DT":
             return target_hidden.float()
         return torch.cat([draft_hidden.float(), target_hidden.float()], dim=-1)
 
     def probability(self, features: torch.Tensor) -> torch.Tensor:
         """P(important) for each row of ``features`` (..., F)."""
+        import torch
+
         return torch.sigmoid(features.float() @ self.weight.to(features.device) + self.bias.to(features.device))
 
     def check_models(self, target_hidden_size: int, draft_hidden_size: int,
@@ -107,6 +109,7 @@ def save_judge(path: str | Path, *, feature_kind: str, target_hidden_size: int, 
                target_model: str, draft_model: str, mean, scale, weight, bias: float, threshold: float,
                threshold_table: list, training: dict) -> Path:
     """Write a judge file (unfolded scaler + logistic regression) and return its path."""
+    import torch
     from safetensors.torch import save_file
 
     meta = {"schema_version": SCHEMA_VERSION, "feature_kind": feature_kind,
@@ -150,6 +153,8 @@ def load_judge(path: str | Path) -> Judge:
 
 
 def _validate(meta: dict, tensors: dict, where: str) -> None:
+    import torch
+
     def fail(msg: str):
         raise JudgeFileError(f"judge file {where}: {msg}")
 

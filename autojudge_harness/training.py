@@ -13,6 +13,7 @@ report and a PNG (ROC curves; recall and accepted fraction vs threshold).
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from pathlib import Path
 
@@ -58,6 +59,17 @@ def check_pair(manifest: dict, target_model: str | None, draft_model: str | None
         if wanted is not None and manifest[f"{role}_model"] != wanted:
             raise TrainingDataError(f"{where}: records were mined with {role} {manifest[f'{role}_model']!r}, "
                              f"not {wanted!r}")
+
+
+def questions_needed(question_ids: np.ndarray, labels: np.ndarray, val_fraction: float, miss: float = 0.1) -> int:
+    """Questions with mismatches that make a split by question likely (all but ``miss``) to hold both
+    classes on each side, judged by the share of questions that hold the rarer class so far."""
+    questions = np.unique(question_ids)
+    share = min(len(np.unique(question_ids[labels == c])) for c in (0, 1)) / len(questions)
+    if share >= 1:
+        return len(questions)
+    per_side = math.ceil(math.log(miss) / math.log(1 - share))   # (1 - share) ** n <= miss
+    return math.ceil(per_side / min(val_fraction, 1 - val_fraction))
 
 
 def split_by_question(question_ids: np.ndarray, val_fraction: float = 0.1, seed: int = 0):
@@ -161,7 +173,10 @@ def train(features: str | Path, out: str | Path, feature_kind: str = "DD-DT", re
     train_mask, val_mask = split_by_question(arrays["question_ids"], val_fraction, seed)
     for name, mask in (("train", train_mask), ("validation", val_mask)):
         if len(set(labels[mask])) < 2:
-            raise TrainingDataError(f"{features}: the {name} split has only one class; mine more questions")
+            more = questions_needed(arrays["question_ids"], labels, val_fraction) - counts["questions"]
+            raise TrainingDataError(f"{features}: the {name} split has only one class ({counts['questions']} "
+                                    f"questions, {counts['important']} of {counts['mismatches']} mismatches "
+                                    f"important); mine about {max(more, 1)} more questions (docs/mining.md)")
     results = {}
     for kind in FEATURE_KINDS:
         x = arrays["features_target"] if kind == "DT" else np.concatenate(
