@@ -1,7 +1,9 @@
 """``autojudge``: one command with a subcommand per job. Each job lives in its own module with
 ``configure_parser(parser)`` (its arguments; ``--help`` says what it reads and writes) and an entry
 function taking the parsed arguments; modules are imported only for the subcommand that runs
-("module:function", like lm-eval's lazy registry), so ``autojudge --help`` loads no model code."""
+("module:function", like lm-eval's lazy registry), and a job imports torch and lm-eval inside its functions, so
+``autojudge --help`` and ``autojudge JOB --help`` load no model code. Before a job runs, ``preflight`` checks the
+files it names; a user error or Ctrl-C prints one line (Ctrl-C: what is kept and the command that resumes)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import argparse
 import importlib
 import shlex
 import sys
+from pathlib import Path
 
 COMMANDS = {
     "demo": ("autojudge_harness.experiments.demo:main",
@@ -28,7 +31,7 @@ COMMANDS = {
     "bench mining": ("autojudge_harness.bench.mining:main", "labelled mismatches per minute of the miners"),
     "bench grading": ("autojudge_harness.bench.grading:run",
                       "LiveCodeBench grader: programs per second and hang bounds per isolation level"),
-    "bench drafts": ("autojudge_harness.bench.drafts:main", "measure derived drafts; fit exit heads"),
+    "bench drafts": ("autojudge_harness.bench.drafts_command:main", "measure derived drafts; fit exit heads"),
     "tasks-path": (None, "print the installed lm-eval task folder (for lm_eval --include_path)"),
 }
 
@@ -46,6 +49,24 @@ def overview() -> str:
 RESUMABLE = {"mine": "the questions mined so far are kept in {out}",
              "sweep": "the finished points are kept in {out}/points",
              "lcb-5fold": "the mined problems and finished folds are kept in {run_dir}"}
+
+
+# argparse dests that every job uses the same way: files it reads, paths it writes (``preflight``)
+INPUT_FILES = ("data", "judge", "oracle", "question_ids")
+OUTPUT_PATHS = ("out", "run_dir", "out_json", "json", "oracle_cache")
+
+
+def preflight(args: argparse.Namespace) -> None:
+    """Check a job's named files before it loads a model: inputs exist (a judge or oracle file is also
+    validated), outputs can be written (``paths``); PathError naming the option."""
+    from .paths import check_input, check_writable
+
+    for dest in INPUT_FILES:
+        if isinstance(getattr(args, dest, None), (str, Path)):  # sweep's --oracle is a flag, not a file
+            check_input(getattr(args, dest), f"--{dest.replace('_', '-')}")
+    for dest in OUTPUT_PATHS:
+        if isinstance(getattr(args, dest, None), (str, Path)):
+            check_writable(getattr(args, dest), f"--{dest.replace('_', '-')}")
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
@@ -89,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     module.configure_parser(parser)
     args = parser.parse_args(rest)
     try:
+        preflight(args)
         return getattr(module, function)(args) or 0
     except KeyboardInterrupt:
         print(f"\n{interrupted(name, args, argv)}", file=sys.stderr)

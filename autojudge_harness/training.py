@@ -255,9 +255,10 @@ def configure_parser(p) -> None:
                 "counts, threshold table) and OUT.report.png (ROC curves; recall and accepted share vs threshold).")
     p.add_argument("--features", required=True, help="mined features.safetensors (autojudge mine --merge)")
     p.add_argument("--out", required=True, help="judge file to write (.safetensors)")
-    p.add_argument("--feature-kind", default="DD-DT", choices=FEATURE_KINDS)
+    p.add_argument("--feature-kind", default="DD-DT", choices=FEATURE_KINDS,
+                   help="judge features: DT (target hidden state) or DD-DT ([draft ; target], default)")
     p.add_argument("--recall", type=float, default=0.9, help="validation recall of important mismatches to keep")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the split by question (default 0)")
     p.add_argument("--target-model", help="refuse records mined with another target")
     p.add_argument("--draft-model", help="refuse records mined with another draft")
     p.add_argument("--question-ids", type=Path, help="JSON list of question ids: train on their mismatches only")

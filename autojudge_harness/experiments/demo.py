@@ -104,12 +104,12 @@ def configure_parser(p) -> None:
     add_pair_arguments(p, judge_help="judge file (default: the preset's)", window=True)
     p.add_argument("--threshold", type=float, help="AutoJudge threshold (default: the judge file's)")
     p.add_argument("--top-k", type=_at_least(2), default=2, help="K of the top-K baseline")
-    p.add_argument("--task", default=DEFAULT_TASK)
+    p.add_argument("--task", default=DEFAULT_TASK, help="lm-eval task of the three runs")
     p.add_argument("--limit", type=_at_least(0), default=10, help="documents per run (0: the whole task)")
     p.add_argument("--metric", help="'name,filter' for the accuracy column (default: the task's first metric)")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--out", type=Path, default=Path("out/demo"))
+    p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
 
 
 def main(args) -> int:

@@ -33,8 +33,8 @@ from ..models import DTYPES, check_reference, load_pair, pair_config
 from ..settings import AcceptanceSettings, SettingsError, boolean, check_window
 from ..stats import DecodingStats
 from .model_args import check_known, parameters
-from .registration import (PENDING_SUFFIX, DropRecords, check_writable, cli_output_path, quiet_lm_eval_logs,
-                           sampling_source)
+from ..paths import check_writable
+from .registration import PENDING_SUFFIX, DropRecords, cli_output_path, quiet_lm_eval_logs, sampling_source
 
 OWN_KEYS = ("pretrained", "draft", "judge", "threshold", "accept_top_k", "oracle", "end_guard", "window", "dtype",
             "device", "compile", "preset", "sample_stats_path")
@@ -102,7 +102,7 @@ class AutoJudgeHFLM(HFLM):
         if dtype not in DTYPES:
             raise SettingsError(f"dtype must be one of auto, {', '.join(DTYPES)}; got {dtype!r}")
         if cli_output_path():
-            check_writable(cli_output_path(), "--output_path")
+            check_writable(cli_output_path(), "--output_path", folder=Path(cli_output_path()).suffix != ".json")
         if sample_stats_path:
             check_writable(sample_stats_path, "sample_stats_path")
         self.pair = load_pair(config.target, config.draft, dtype=dtype, device=device)

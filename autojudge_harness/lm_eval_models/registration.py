@@ -11,7 +11,6 @@ from __future__ import annotations
 import atexit
 import json
 import logging
-import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -109,21 +108,6 @@ def cli_option(names: tuple[str, ...], argv: list[str] | None = None) -> str | N
 def cli_output_path(argv: list[str] | None = None) -> str | None:
     """The CLI's ``--output_path`` / ``-o`` value, or None (not the CLI, or not given)."""
     return cli_option(("--output_path", "-o"), argv)
-
-
-def check_writable(path: str | Path, setting: str) -> None:
-    """SettingsError naming ``setting`` unless ``path`` can be created or written: its nearest existing
-    folder must be a writable directory (checked before any model loads)."""
-    from ..settings import SettingsError
-
-    path = Path(path).expanduser().absolute()
-    existing = next(p for p in (path, *path.parents) if p.exists())
-    if existing == path and not path.is_dir() and path.suffix not in (".json", ".jsonl"):
-        raise SettingsError(f"{setting} {path} is a file, not a folder: give a folder (or a .json file name)")
-    folder = existing if existing.is_dir() else existing.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise SettingsError(f"{setting} {path} cannot be written ({folder} is not a writable folder): "
-                            "choose another path or fix its permissions")
 
 
 def sampling_source(task: str, argv: list[str] | None = None) -> str:
