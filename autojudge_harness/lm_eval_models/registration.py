@@ -166,7 +166,7 @@ def summary(info: dict) -> str:
         f"  per request: {stats['target_calls_per_request']:.1f} target calls, {stats['draft_calls_per_request']:.1f} "
         f"draft calls, {stats['generated_tokens_per_request']:.1f} tokens, {stats['wall_time_per_request_s']:.2f} s",
         f"  accepted per cycle: {stats['accepted_per_cycle']:.2f} draft tokens ({stats['tokens_per_cycle']:.2f} tokens "
-        f"per target call in decoding); acceptance rate {stats['acceptance_rate']:.1%}",
+        f"per cycle with the target's own); acceptance rate {stats['acceptance_rate']:.1%}",
         f"  lenient acceptances: {stats['accepted_lenient']} ({stats['lenient_accepted_fraction']:.1%} of accepted "
         "draft tokens)",
         f"  per-request statistics: {stats_file}"])
