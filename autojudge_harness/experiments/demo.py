@@ -129,7 +129,8 @@ def main(args) -> int:
         model_args = point_model_args(point, config.target, config.draft, config.window, config.judge,
                                       args.out / f"{point.slug}.samples.jsonl")
         print(f"\n== {point.label}: lm_eval --model autojudge_hf --model_args {model_args} --tasks {args.task} "
-              "--include_path tasks --apply_chat_template", flush=True)
+              f"--include_path tasks --apply_chat_template{f' --limit {args.limit}' if args.limit else ''}"
+              f"{f' --device {args.device}' if args.device else ''} --output_path {args.out / point.slug}", flush=True)
         results, answers, result_file = run_point(point, model_args, args.task, args.out,
                                                   limit=args.limit or None, device=args.device)
         runs.append((point, results, answers, result_file))
