@@ -30,11 +30,12 @@ from tqdm import tqdm
 from ..decoding import SpeculativeDecoder
 from ..judge import task_family
 from ..models import DTYPES, check_reference, load_pair, pair_config
+from ..paths import check_writable
 from ..settings import AcceptanceSettings, SettingsError, boolean, check_window
 from ..stats import DecodingStats
 from .model_args import check_known, parameters
-from ..paths import check_writable
-from .registration import PENDING_SUFFIX, DropRecords, cli_output_path, quiet_lm_eval_logs, sampling_source
+from .registration import (PENDING_SUFFIX, DropRecords, check_cli_output_path, cli_output_path, quiet_lm_eval_logs,
+                           sampling_source)
 
 OWN_KEYS = ("pretrained", "draft", "judge", "threshold", "accept_top_k", "oracle", "end_guard", "window", "dtype",
             "device", "compile", "preset", "sample_stats_path")
@@ -101,8 +102,7 @@ class AutoJudgeHFLM(HFLM):
             dtype = "bfloat16" if str(device).startswith("cuda") else "float32"
         if dtype not in DTYPES:
             raise SettingsError(f"dtype must be one of auto, {', '.join(DTYPES)}; got {dtype!r}")
-        if cli_output_path():
-            check_writable(cli_output_path(), "--output_path", folder=Path(cli_output_path()).suffix != ".json")
+        check_cli_output_path()
         if sample_stats_path:
             check_writable(sample_stats_path, "sample_stats_path")
         self.pair = load_pair(config.target, config.draft, dtype=dtype, device=device)

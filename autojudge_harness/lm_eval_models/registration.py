@@ -110,6 +110,16 @@ def cli_output_path(argv: list[str] | None = None) -> str | None:
     return cli_option(("--output_path", "-o"), argv)
 
 
+def check_cli_output_path() -> None:
+    """``paths.PathError`` unless the CLI's --output_path (if any) can be written: a folder, or a ``.json``
+    file name (checked before a model loads, so that the results are not lost after the run)."""
+    from ..paths import check_writable
+
+    out = cli_output_path()
+    if out:
+        check_writable(out, "--output_path", folder=Path(out).suffix != ".json")
+
+
 def sampling_source(task: str, argv: list[str] | None = None) -> str:
     """Who asked for sampling in a request of ``task``: the CLI's ``--gen_kwargs`` when it names
     do_sample or temperature, else the task's generation_kwargs."""
