@@ -51,16 +51,23 @@ RESUMABLE = {"mine": "the questions mined so far are kept in {out}",
              "lcb-5fold": "the mined problems and finished folds are kept in {run_dir}"}
 
 
-# argparse dests that every job uses the same way: files it reads, paths it writes (``preflight``)
+# argparse dests that every job uses the same way: models, files it reads, paths it writes (``preflight``)
+MODEL_REFERENCES = ("target", "draft")
 INPUT_FILES = ("data", "judge", "oracle", "question_ids")
 OUTPUT_PATHS = ("out", "run_dir", "out_json", "json", "oracle_cache")
 
 
 def preflight(args: argparse.Namespace) -> None:
-    """Check a job's named files before it loads a model: inputs exist (a judge or oracle file is also
-    validated), outputs can be written (``paths``); PathError naming the option."""
+    """Check what a job names before it loads a model: model references written as local paths exist,
+    input files exist (a judge or oracle file is also validated), outputs can be written (``paths``);
+    the error names the option."""
     from .paths import check_input, check_writable
 
+    for dest in MODEL_REFERENCES:
+        if getattr(args, dest, None):
+            from .models import check_reference
+
+            check_reference(getattr(args, dest), f"--{dest}")
     for dest in INPUT_FILES:
         if isinstance(getattr(args, dest, None), (str, Path)):  # sweep's --oracle is a flag, not a file
             check_input(getattr(args, dest), f"--{dest.replace('_', '-')}")

@@ -85,6 +85,8 @@ def test_files_are_checked_before_a_job_loads_anything(tmp_path, capsys):
     blocker.write_text("")
     assert main(["mine", "--data", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "run")]) == 2
     assert capsys.readouterr().err == f"autojudge mine: error: --data {tmp_path / 'none.jsonl'} does not exist\n"
+    assert main(["mine", "--target", "/nonexistent", "--data", str(blocker), "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == "autojudge mine: error: --target: local path '/nonexistent' does not exist\n"
     assert main(["sweep", "--out", str(blocker / "sweep")]) == 2
     assert capsys.readouterr().err == (f"autojudge sweep: error: --out {blocker / 'sweep'} cannot be created: "
                                        f"{blocker} is a file, not a folder\n")
