@@ -1,9 +1,11 @@
-"""HF speculative decoding with an optional judge (or the top-K baseline): greedy, batch size 1.
+"""HF speculative decoding with an optional lenient rule (``rules``: the AutoJudge judge, top-K,
+the perfect judge, JuDi, FLy, TensorRT-LLM relaxed, ensemble): greedy, batch size 1.
 
 Each cycle the draft proposes up to W tokens one at a time; the target scores
 [last token, d1..dW] in one forward, giving W+1 argmax tokens and the hidden states at the
-drafted tokens' own positions (judge features); ``acceptance.accept`` decides; both KV caches
-are cropped back to the accepted prefix.
+drafted tokens' own positions (judge features); the rule reads what it ``needs`` of those (and
+of the draft's logits / hidden states, kept while drafting only when needed); ``acceptance.accept``
+decides; both KV caches are cropped back to the accepted prefix.
 
 Speed (measured in docs/decoding-speed.md): drafted tokens stay on the device (one host sync per
 cycle, plus one when the judge must look at dW); for DD-DT the draft's feature row of dW costs one
@@ -16,15 +18,16 @@ overhead dominates a small model; on CPU it measured no faster (the forwards are
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import torch
 import transformers
 
-from .acceptance import accept, ends_at, judge_allows, top_k_allows
+from .acceptance import accept, ends_at
 from .cached_model import CachedModel, static_cache_croppable
 from .endings import cut_at_stop, pair_end_ids, truncate_at_eos
 from .models import ModelPair
+from .rules import Inputs, Rule
 from .settings import DEFAULT_WINDOW, AcceptanceSettings, check_window
 from .stats import DecodingStats
 
@@ -40,8 +43,8 @@ class Generation:
 
 
 class SpeculativeDecoder:
-    """AutoJudge decoding for one ``ModelPair`` under ``settings`` (``AcceptanceSettings``: lossless,
-    a judge file + threshold, or the top-K baseline; threshold 0 and K=1 are lossless too)."""
+    """Speculative decoding for one ``ModelPair`` under ``settings`` (``AcceptanceSettings``: lossless
+    or one lenient rule; a rule at its off value decodes exactly as lossless)."""
 
     def __init__(self, pair: ModelPair, window: int = DEFAULT_WINDOW, settings: AcceptanceSettings = AcceptanceSettings(),
                  compile: bool = False):
@@ -49,17 +52,14 @@ class SpeculativeDecoder:
         if compile and not static_cache_croppable():
             raise ValueError("compile=True needs transformers >= 5.24 (static KV caches that can be cropped); "
                              f"this is {transformers.__version__}")
-        judge = settings.load_judge()
-        if judge is not None:
-            judge.check_models(pair.target.config.hidden_size, pair.draft.config.hidden_size,
-                               pair.target_name, pair.draft_name)
-            judge = judge.to(pair.target.device)
+        rule = settings.build_rule()
+        if rule is not None and rule.name == "judge":
+            rule.model.check_models(pair.target.config.hidden_size, pair.draft.config.hidden_size,
+                                    pair.target_name, pair.draft_name)
         self.pair = pair
         self.settings = settings
-        self.judge = judge
-        self.threshold = settings.resolved_threshold(judge)
-        self.accept_top_k = settings.accept_top_k
-        self.oracle = settings.load_oracle()
+        self.rule: Rule | None = None if rule is None or rule.off else rule.to(pair.target.device)
+        self.threshold = rule["threshold"] if rule is not None and rule.name == "judge" else None
         self.eos_ids = pair_end_ids(pair)
         self._eos_tensor = torch.tensor(sorted(self.eos_ids), dtype=torch.long, device=pair.target.device)
         self.compiled = ((torch.compile(pair.target.model, dynamic=False), torch.compile(pair.draft.model, dynamic=False))
@@ -76,8 +76,8 @@ class SpeculativeDecoder:
         start = time.perf_counter()
         stats = DecodingStats(requests=1)
         target, draft = self._cached_models(len(prompt_ids) + max_new_tokens + self.window + 1)
-        self._request = _Request(len(prompt_ids), tuple(s for s in stop if s),
-                                 self.oracle.unimportant(prompt_ids) if self.oracle is not None else None)
+        context = self.rule.request(prompt_ids) if self.rule is not None and "request" in self.rule.needs else None
+        self._request = _Request(len(prompt_ids), tuple(s for s in stop if s), context)
         tokens = list(prompt_ids)
         tokens.append(int(target.argmax(target.feed(tokens)[-1:])[0]))
         draft.feed(tokens[:-1])
@@ -111,25 +111,24 @@ class SpeculativeDecoder:
     def _cycle(self, tokens: list[int], target: CachedModel, draft: CachedModel, width: int,
                stats: DecodingStats) -> None:
         """One draft window + verification; extends ``tokens`` in place."""
-        drafted, draft_rows = self._propose(tokens, draft, width)
+        drafted, draft_rows, draft_logits = self._propose(tokens, draft, width)
         width = drafted.shape[0]
         start = len(tokens) - 1
         hidden = target.feed(torch.cat([torch.tensor(tokens[-1:], device=target.device), drafted]))
         logits = target.logits(hidden)                        # rows: last token, d1..dW
         target_tokens = logits.argmax(-1)
-        allowed = ends = None
-        if width and self.judge is not None:
-            allowed = self._judge_allows(drafted, target_tokens, hidden[1:], draft_rows, draft)
-        elif width and self.accept_top_k is not None:
-            allowed = top_k_allows(drafted, logits[:width], self.accept_top_k)
-        elif width and self.oracle is not None:
-            allowed = self._oracle_allows(tokens, drafted, target_tokens)
-        if allowed is not None and self.settings.end_guard:
-            ends = self._ends(tokens, drafted, target_tokens[:width], allowed)
-        result = accept(drafted, target_tokens, allowed, ends)
-        emitted = [t for t in result.tokens.tolist() if t >= 0]   # the cycle's one host sync
-        accepted = len(emitted) - 1
-        tokens.extend(emitted)
+        allowed = ends = emitted = None
+        if width and self.rule is not None:
+            x = Inputs(drafted, target_tokens[:width], logits[:width], draft_logits, hidden[1:], draft_rows,
+                       len(tokens) - self._request.prompt_length + torch.arange(width, device=drafted.device),
+                       self._request.context)
+            allowed, emitted = self._rule_allows(x, draft)
+            if self.settings.end_guard:
+                ends = self._ends(tokens, drafted, target_tokens[:width], allowed, emitted)
+        result = accept(drafted, target_tokens, allowed, ends, emitted)
+        emitted_tokens = [t for t in result.tokens.tolist() if t >= 0]   # the cycle's one host sync
+        accepted = len(emitted_tokens) - 1
+        tokens.extend(emitted_tokens)
         target.crop(start + 1 + accepted)
         draft.crop(min(draft.length, start + 1 + accepted))
         if width:
@@ -138,60 +137,65 @@ class SpeculativeDecoder:
             stats.drafted_tokens += width
             stats.accepted_lenient += judged
             stats.accepted_exact += accepted - judged
+            stats.lenient_emitted += int(result.lenient_emitted)
 
     def _propose(self, tokens: list[int], draft: CachedModel, width: int):
-        """Greedy draft tokens d1..dW (a device tensor) and, for a DD-DT judge, the draft's hidden
-        states at d1..d(W-1) (produced by feeding them while drafting). On CPU the window ends early
+        """Greedy draft tokens d1..dW (a device tensor); for a rule that needs them, the draft's hidden
+        states at d1..d(W-1) (produced by feeding them while drafting; dW's is left to
+        ``_rule_allows``) and the draft's logits that proposed d1..dW. On CPU the window ends early
         at a drafted EOS (nothing after it can be used); on GPUs that check would stall the launch
         queue once per token, so the window runs to W there."""
-        drafted, rows = [], []
+        needs = self.rule.needs if self.rule is not None else frozenset()
+        drafted, rows, logit_rows = [], [], []
         step = tokens[draft.length:]
         stop_at_eos = draft.device.type == "cpu"
         for _ in range(width):
             hidden = draft.feed(step)
             rows.append(hidden[-1])
-            step = draft.argmax(hidden[-1:])
+            logits = draft.logits(hidden[-1:])
+            step = logits.argmax(-1)
             drafted.append(step)
+            logit_rows.append(logits)
             if stop_at_eos and int(step) in self.eos_ids:
                 break
-        keep_rows = self.judge is not None and self.judge.feature_kind == "DD-DT"
         drafted = torch.cat(drafted) if drafted else torch.zeros(0, dtype=torch.long, device=draft.device)
-        return drafted, (torch.stack(rows[1:]) if keep_rows and len(drafted) > 1 else None)
+        draft_rows = torch.stack(rows[1:]) if "draft_hidden" in needs and len(drafted) > 1 else None
+        draft_logits = torch.cat(logit_rows) if "draft_logits" in needs and logit_rows else None
+        return drafted, draft_rows, draft_logits
 
-    def _judge_allows(self, drafted, target_tokens, target_rows, draft_rows, draft: CachedModel) -> torch.Tensor:
-        """The judge's verdicts for d1..dW. DD-DT needs the draft's row at dW (one more draft
-        forward): computed only when it can change the outcome, else dW is left to the exact rule."""
-        if self.judge.feature_kind == "DT":
-            return judge_allows(self.judge.probability(self.judge.features(target_rows, None)), self.threshold)
-        width = drafted.shape[0]
-        head = torch.zeros(0, dtype=torch.bool, device=drafted.device)
+    def _rule_allows(self, x: Inputs, draft: CachedModel) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The rule's allowed mask for d1..dW and its tokens to emit at a rejection (or None). A rule
+        that needs the draft's hidden state of dW (a DD-DT judge) costs one more draft forward:
+        made only when it can change the outcome (d1..d(W-1) accepted, dW != target), else dW is
+        left to the exact rule."""
+        rule = self.rule
+        exact = x.draft_tokens == x.target_tokens
+        valid = torch.ones_like(exact)
+        emitted = rule.emitted(x)
+        if "draft_hidden" not in rule.needs:
+            return rule.window(rule.local(x), exact, valid), emitted
+        width = exact.shape[0]
+        head = torch.zeros(0, dtype=torch.bool, device=exact.device)
         if width > 1:
-            head = judge_allows(self.judge.probability(self.judge.features(target_rows[:-1], draft_rows)),
-                                self.threshold)
-        exact = drafted == target_tokens[:width]
+            head = rule.local(_positions(x, slice(0, width - 1)))
         if bool((exact[:-1] | head).all() & ~exact[-1]):
-            last_row = draft.feed(drafted[-1:])
-            last = self.judge.probability(self.judge.features(target_rows[-1:], last_row))
-            return torch.cat([head, judge_allows(last, self.threshold)])
-        return torch.cat([head, torch.zeros(1, dtype=torch.bool, device=drafted.device)])
+            last = _positions(x, slice(width - 1, width))
+            last = replace(last, draft_hidden=draft.feed(x.draft_tokens[-1:]))
+            local = torch.cat([head, rule.local(last)])
+        else:
+            local = torch.cat([head, torch.zeros(1, dtype=torch.bool, device=exact.device)])
+        return rule.window(local, exact, valid), emitted
 
-    def _oracle_allows(self, tokens: list[int], drafted, target_tokens) -> torch.Tensor:
-        """The perfect judge: the mismatches Algorithm 1 labelled unimportant on this prompt, by
-        (response position, draft token, target token); nothing where the prompt was not mined."""
-        unimportant = self._request.oracle or frozenset()
-        offset = len(tokens) - self._request.prompt_length
-        pairs = zip(drafted.tolist(), target_tokens.tolist())
-        return torch.tensor([(offset + i, d, t) in unimportant for i, (d, t) in enumerate(pairs)],
-                            dtype=torch.bool, device=drafted.device)
-
-    def _ends(self, tokens: list[int], drafted, target_tokens, allowed) -> torch.Tensor:
+    def _ends(self, tokens: list[int], drafted, target_tokens, allowed, emitted=None) -> torch.Tensor:
         """The end guard's mask: the target's token is an EOS, or (checked exactly, by decoding, at
-        the lenient candidates only) it completes one of the request's stop strings."""
+        the rule's candidates only: an allowed mismatch, or the first rejection where the rule would
+        emit its own token) it completes one of the request's stop strings."""
         ends = ends_at(target_tokens, self._eos_tensor)
         stop = self._request.stop
         if not stop:
             return ends
-        candidates = (allowed & ~ends & (drafted != target_tokens)).tolist()
+        own = (emitted != target_tokens) if emitted is not None else torch.zeros_like(allowed)
+        candidates = ((allowed | own) & ~ends & (drafted != target_tokens)).tolist()
         exact = (drafted == target_tokens).tolist()
         new = tokens[self._request.prompt_length:]
         decode = self.pair.tokenizer.decode
@@ -204,6 +208,8 @@ class SpeculativeDecoder:
                     ends = ends.clone()
                     ends[i] = True
                     return ends   # rejected here: nothing after it is decided
+                if not bool(allowed[i]):
+                    return ends   # rejected here, the rule's own token emitted
             elif not same:
                 break              # rejected here anyway
         return ends
@@ -226,4 +232,10 @@ class _Request:
 
     prompt_length: int
     stop: tuple[str, ...]
-    oracle: frozenset | None   # the perfect judge's unimportant (position, draft, target) triples
+    context: object            # the rule's per-request context (the perfect judge's triples), or None
+
+
+def _positions(x: Inputs, index: slice) -> Inputs:
+    """``x`` restricted to the window positions ``index`` (tensor fields sliced, context kept)."""
+    return replace(x, **{f.name: getattr(x, f.name)[index] for f in fields(x)
+                         if isinstance(getattr(x, f.name), torch.Tensor)})

@@ -19,7 +19,8 @@ class DecodingStats:
     cycles: int = 0                 # verification cycles (windows checked by the target)
     drafted_tokens: int = 0         # draft tokens proposed
     accepted_exact: int = 0         # accepted draft tokens equal to the target's argmax
-    accepted_lenient: int = 0       # accepted draft tokens that differ (the lenient rule: judge, top-K, oracle)
+    accepted_lenient: int = 0       # accepted draft tokens that differ (the lenient rule allowed them)
+    lenient_emitted: int = 0        # tokens a rule emitted at a rejection in place of the target's (ensemble)
     wall_time_s: float = 0.0
     requests: int = 0
 

@@ -69,7 +69,7 @@ def test_judge_default_threshold_comes_from_file(tiny_pair, tmp_path):
     judge = make_judge(tmp_path, tiny_pair, threshold=0.37)
     assert SpeculativeDecoder(tiny_pair, 4, rule(judge)).threshold == 0.37
     assert SpeculativeDecoder(tiny_pair, 4, rule(judge, 0.1)).threshold == 0.1
-    assert SpeculativeDecoder(tiny_pair, 4).threshold == 0.0
+    assert SpeculativeDecoder(tiny_pair, 4).threshold is None   # lossless: no judge
 
 
 def test_stop_strings_and_eos(tiny_pair):

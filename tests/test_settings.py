@@ -44,14 +44,14 @@ def test_settings_errors_name_their_key(kwargs, error, message):
 
 def test_one_policy_for_bad_combinations(tmp_path):
     judge = str(write_judge(tmp_path / "j.safetensors"))
-    with pytest.raises(SettingsError, match="judge and accept_top_k are alternative lenient rules"):
+    with pytest.raises(SettingsError, match="judge and top_k are alternative lenient rules"):
         AcceptanceSettings.from_args(judge, accept_top_k=2)
     with pytest.raises(SettingsError, match="threshold must be a finite number >= 0"):
         AcceptanceSettings.from_args(judge, float("nan"))
     with pytest.raises(SettingsError, match="threshold must be a finite number >= 0"):
         AcceptanceSettings.from_args(judge, -0.1)
     with pytest.raises(SettingsError, match="absolute path"):
-        AcceptanceSettings("j.safetensors")
+        AcceptanceSettings(judge="j.safetensors")
     with pytest.raises(SettingsError, match=r"unknown keys \['window'\]"):
         AcceptanceSettings.from_dict({"judge": None, "window": 3})
     bad = tmp_path / "bad.safetensors"

@@ -8,9 +8,11 @@ import torch
 
 from autojudge_harness.judge import load_judge, save_judge
 from autojudge_harness.vllm_ext import batched
-from autojudge_harness.vllm_ext.batched import (AcceptanceCounters, LenientRule, draft_permitted_rows,
-                                                judge_probabilities, merge_greedy, next_row, top_k_allows_rows,
-                                                verify_windows)
+from autojudge_harness.rules import Inputs
+from autojudge_harness.rules.judge import JudgeRule
+from autojudge_harness.rules.top_k import TopK
+from autojudge_harness.vllm_ext.batched import (AcceptanceCounters, draft_permitted_rows, merge_greedy, next_row,
+                                                rule_allowed_rows, verify_windows)
 
 
 def first_argmax(row) -> int:
@@ -132,13 +134,13 @@ def test_threshold_zero_and_no_rule_reproduce_vllm_greedy_kernel(tmp_path):
                       target_model="t", draft_model="d", mean=torch.zeros(hidden), scale=torch.ones(hidden),
                       weight=torch.randn(hidden, generator=gen), bias=-3.0, threshold=0.5, threshold_table=[],
                       training={})
-    rule = LenientRule(judge=load_judge(path), threshold=0.0)
+    rule = JudgeRule(load_judge(path), threshold=0.0)
     full_windows = 0
     for trial in range(1500):
         width = 1 + trial % 5
         cu, logits, drafts, _, hidden_rows = random_batch(gen, width, hidden=hidden)
         sampled, num_sampled = stock_greedy_kernel(cu, logits, drafts, width)
-        for allowed in (None, rule.allowed_rows(logits, drafts, hidden_rows)):
+        for allowed in (None, rule_allowed_rows(rule, logits, drafts, hidden_rows)):
             result = verify_windows(logits.argmax(-1), drafts, cu, width, allowed)
             assert (result.num_accepted + 1).tolist() == num_sampled
             for j, n in enumerate(num_sampled):
@@ -152,10 +154,10 @@ def test_threshold_above_one_accepts_every_valid_permitted_draft(tmp_path):
     path = save_judge(tmp_path / "j.safetensors", feature_kind="DT", target_hidden_size=4, draft_hidden_size=4,
                       target_model="t", draft_model="d", mean=torch.zeros(4), scale=torch.ones(4),
                       weight=torch.randn(4, generator=gen), bias=0.0, threshold=0.5, threshold_table=[], training={})
-    rule = LenientRule(judge=load_judge(path), threshold=1.01)
+    rule = JudgeRule(load_judge(path), threshold=1.01)
     for _ in range(300):
         cu, logits, drafts, _, hidden_rows = random_batch(gen, 4, hidden=4)
-        allowed = rule.allowed_rows(logits, drafts, hidden_rows)
+        allowed = rule_allowed_rows(rule, logits, drafts, hidden_rows)
         assert torch.equal(allowed, draft_permitted_rows(logits, drafts))
         result = verify_windows(logits.argmax(-1), drafts, cu, 4, allowed)
         for j in range(len(cu) - 1):
@@ -174,10 +176,10 @@ def test_judge_rule_reads_the_hidden_state_of_the_drafted_token(tmp_path):
                       scale=torch.rand(6, generator=gen) + 0.5, weight=torch.randn(6, generator=gen), bias=0.1,
                       threshold=0.5, threshold_table=[], training={})
     judge = load_judge(path)
-    rule = LenientRule(judge=judge, threshold=0.5)
+    rule = JudgeRule(judge, threshold=0.5)
     for _ in range(200):
         cu, logits, drafts, _, hidden_rows = random_batch(gen, 5, hidden=6)
-        allowed = rule.allowed_rows(logits, drafts, hidden_rows)
+        allowed = rule_allowed_rows(rule, logits, drafts, hidden_rows)
         for r in range(len(drafts)):
             expected = False
             if r + 1 < len(drafts) and drafts[r + 1] >= 0 and logits[r, drafts[r + 1]] > float("-inf"):
@@ -185,7 +187,7 @@ def test_judge_rule_reads_the_hidden_state_of_the_drafted_token(tmp_path):
                 expected = bool(prob < 0.5)
             assert bool(allowed[r]) == expected
     with pytest.raises(ValueError, match="one target hidden state per logits row"):
-        rule.allowed_rows(logits, drafts, hidden_rows[:-1])
+        rule_allowed_rows(rule, logits, drafts, hidden_rows[:-1])
 
 
 def test_judge_probabilities_equal_sklearn_pipeline_in_fp32(tmp_path):
@@ -201,13 +203,13 @@ def test_judge_probabilities_equal_sklearn_pipeline_in_fp32(tmp_path):
                       target_model="t", draft_model="d", mean=pipe[0].mean_, scale=pipe[0].scale_,
                       weight=pipe[1].coef_[0], bias=float(pipe[1].intercept_[0]), threshold=0.5,
                       threshold_table=[], training={})
-    rule = LenientRule(judge=load_judge(path), threshold=0.5).to("cpu")
+    rule = JudgeRule(load_judge(path), threshold=0.5).to("cpu")
     previous = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision("medium")   # vLLM may lower it; the judge must not follow
     try:
         for dtype in (torch.float32, torch.bfloat16):
             hidden = torch.tensor(x, dtype=dtype)
-            got = judge_probabilities(rule.judge, hidden)
+            got = rule.probability(Inputs(None, None, target_hidden=hidden))
             assert got.dtype == torch.float32
             want = pipe.predict_proba(hidden.float().double().numpy())[:, 1]
             np.testing.assert_allclose(got.numpy(), want, atol=1e-5)
@@ -227,7 +229,7 @@ def test_top_k_rule_equals_naive_rank_and_k1_is_lossless():
     for trial in range(600):
         k = 1 + trial % 4
         cu, logits, drafts, _, _ = random_batch(gen, 4)
-        allowed = LenientRule(top_k=k).allowed_rows(logits, drafts)
+        allowed = rule_allowed_rows(TopK(accept_top_k=k), logits, drafts)
         for r in range(len(drafts)):
             d = int(drafts[r + 1]) if r + 1 < len(drafts) else -1
             expected = d >= 0 and logits[r, d] > float("-inf") and top_k_rank_ok(logits[r], d, k)
@@ -238,7 +240,7 @@ def test_top_k_rule_equals_naive_rank_and_k1_is_lossless():
             assert torch.equal(lossless.tokens, top1.tokens) and not top1.lenient_accepted.any()
     # a masked (-inf) draft token is never let through, however large K
     logits = torch.tensor([[0.0, float("-inf"), 1.0], [0.0, 0.0, 0.0]])
-    assert not LenientRule(top_k=3).allowed_rows(logits, torch.tensor([2, 1], dtype=torch.int32))[0]
+    assert not rule_allowed_rows(TopK(accept_top_k=3), logits, torch.tensor([2, 1], dtype=torch.int32))[0]
 
 
 def test_end_guard_keeps_the_targets_end_and_leaves_the_drafts_end_to_the_rule():
@@ -265,33 +267,46 @@ def test_end_guard_keeps_the_targets_end_and_leaves_the_drafts_end_to_the_rule()
     assert verify_windows(targets, drafts_end, cu, 3, allowed, torch.tensor([eos])).num_accepted.tolist() == [1]
 
 
-def test_top_k_in_row_chunks_bounds_its_temporaries(monkeypatch):
+def test_rules_run_in_row_chunks_that_bound_their_temporaries(monkeypatch):
     gen = torch.Generator().manual_seed(12)
     logits = torch.randint(0, 5, (37, 11), generator=gen).float()
-    draft = torch.randint(0, 11, (37,), generator=gen)
-    whole = batched.top_k_allows(draft, logits, 3)
+    drafts = torch.randint(0, 11, (37,), generator=gen)
+    rule = TopK(accept_top_k=3)
+    whole = rule_allowed_rows(rule, logits, drafts)
     shapes = []
-    real = batched.top_k_allows
-    monkeypatch.setattr(batched, "top_k_allows", lambda d, lg, k: shapes.append(tuple(lg.shape)) or real(d, lg, k))
-    chunked = top_k_allows_rows(draft, logits, 3, chunk_elements=50)
+    real = TopK.local
+    monkeypatch.setattr(TopK, "local", lambda self, x: shapes.append(tuple(x.target_logits.shape)) or real(self, x))
+    chunked = rule_allowed_rows(rule, logits, drafts, chunk_elements=50)
     assert torch.equal(chunked, whole)
     assert max(rows * vocab for rows, vocab in shapes) <= 50 and sum(rows for rows, _ in shapes) == 37
-    assert top_k_allows_rows(draft[:0], logits[:0], 3).shape == (0,)
+    assert rule_allowed_rows(rule, logits[:0], drafts[:0]).shape == (0,)
 
 
-def test_rule_arguments_are_checked(tmp_path):
-    path = save_judge(tmp_path / "dd.safetensors", feature_kind="DD-DT", target_hidden_size=4, draft_hidden_size=4,
-                      target_model="t", draft_model="d", mean=torch.zeros(8), scale=torch.ones(8),
-                      weight=torch.zeros(8), bias=0.0, threshold=0.5, threshold_table=[], training={})
-    with pytest.raises(ValueError, match="DT judge features only, not DD-DT"):
-        LenientRule(judge=load_judge(path))
-    with pytest.raises(ValueError, match="exactly one of a judge or top_k"):
-        LenientRule()
-    dt = save_judge(tmp_path / "dt.safetensors", feature_kind="DT", target_hidden_size=4, draft_hidden_size=4,
-                    target_model="t", draft_model="d", mean=torch.zeros(4), scale=torch.ones(4),
-                    weight=torch.zeros(4), bias=0.0, threshold=0.5, threshold_table=[], training={})
-    with pytest.raises(ValueError, match="exactly one of a judge or top_k"):
-        LenientRule(judge=load_judge(dt), top_k=2)
+def test_rules_the_sampler_cannot_feed_are_refused(tmp_path):
+    from autojudge_harness.settings import AcceptanceSettings
+    from autojudge_harness.vllm_ext.settings import VLLMSettingsError, refuse_missing_inputs
+
+    for name, params in (("judi", {"judi_tau": 0.3}), ("ensemble", {"ensemble_w": 0.7})):
+        with pytest.raises(VLLMSettingsError, match=f"rule {name} needs draft_logits, which vLLM's rejection sampler"):
+            refuse_missing_inputs(AcceptanceSettings(name, params))
+    with pytest.raises(VLLMSettingsError, match="rule oracle needs request"):
+        refuse_missing_inputs(AcceptanceSettings(oracle=str(tmp_path / "o.json")))
+    for name, params in (("fly", {}), ("trt", {"trt_top_k": 10, "trt_delta": 0.6}), ("top_k", {"accept_top_k": 2})):
+        refuse_missing_inputs(AcceptanceSettings(name, params))
+
+
+def test_fly_window_over_padded_vllm_rows():
+    """FLy's window step sees each request's own drafts: a mismatch needs its following drafts exact and
+    must lie before K - L, with K the request's own number of drafts."""
+    from autojudge_harness.rules.fly import FLy
+
+    cu = torch.tensor([0, 5, 8], dtype=torch.int32)           # request 0: 4 drafts; request 1: 2 drafts
+    targets = torch.tensor([1, 2, 3, 4, 5, 1, 2, 3])
+    drafts = torch.tensor([0, 9, 2, 3, 4, 0, 9, 2], dtype=torch.int32)   # first draft of each request mismatches
+    allowed = torch.ones(8, dtype=torch.bool)
+    rule = FLy(fly_theta=0.0, fly_window=2)                    # 1 follower; i < K - 2
+    result = verify_windows(targets, drafts, cu, 4, allowed, None, rule)
+    assert result.num_accepted.tolist() == [4, 0]              # request 1: K = 2, position 0 is not < 0
 
 
 def test_merge_greedy_and_counters():

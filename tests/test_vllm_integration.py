@@ -24,7 +24,9 @@ from vllm.v1.worker.gpu.spec_decode.rejection_sampler import RejectionSampler  #
 from vllm.v1.worker.gpu_worker import Worker  # noqa: E402
 
 from autojudge_harness.judge import JudgeFileError, load_judge, save_judge  # noqa: E402
-from autojudge_harness.vllm_ext.batched import LenientRule  # noqa: E402
+from autojudge_harness.rules.judge import JudgeRule  # noqa: E402
+from autojudge_harness.rules.top_k import TopK  # noqa: E402
+from autojudge_harness.vllm_ext.batched import rule_allowed_rows  # noqa: E402
 from autojudge_harness.vllm_ext.runner import AutoJudgeModelRunner  # noqa: E402
 from autojudge_harness.vllm_ext.sampler import AutoJudgeRejectionSampler  # noqa: E402
 from autojudge_harness.settings import AcceptanceSettings  # noqa: E402
@@ -119,7 +121,7 @@ def test_sampler_verify_in_chunks_applies_the_judge_to_greedy_requests_only(tmp_
                       target_model="t", draft_model="d", mean=torch.zeros(hidden), scale=torch.ones(hidden),
                       weight=torch.randn(hidden, generator=gen), bias=0.0, threshold=0.5, threshold_table=[],
                       training={})
-    rule = LenientRule(judge=load_judge(path), threshold=0.5)
+    rule = JudgeRule(load_judge(path), threshold=0.5)
     calls = []
 
     def stock_verify(self, logits, draft_logits, draft_sampled, pos, cu_num_logits, idx_mapping, idx_mapping_np,
@@ -148,7 +150,7 @@ def test_sampler_verify_in_chunks_applies_the_judge_to_greedy_requests_only(tmp_
                 max_chunk_logits=int(torch.randint(1, 12, (1,), generator=gen)), max_num_logprobs=NO_LOGPROBS,
                 verify_draft_sampled=drafts)
             assert logprobs is None and mask is None and sum(calls) == len(drafts)
-            expected = naive_batch(cu, logits, drafts, rule.allowed_rows(logits, drafts, hidden_rows))
+            expected = naive_batch(cu, logits, drafts, rule_allowed_rows(rule, logits, drafts, hidden_rows))
             for j, (tokens, n_judged) in enumerate(expected):
                 if temperature[slots[j]] == 0:
                     assert int(num_sampled[j]) == len(tokens) and sampled[j, :len(tokens)].tolist() == tokens
@@ -171,7 +173,7 @@ def test_sampler_takes_the_argmax_over_the_draft_vocabulary_like_vllm():
     """With draft logits (draft_sample_method='probabilistic'), vLLM's kernels read the target
     logits up to the draft's vocabulary size; so does the judge path."""
     sampler = AutoJudgeRejectionSampler(fake_sampler(np.zeros(2, dtype=np.float32)), spec_config(2),
-                                        torch.device("cpu"), rule=LenientRule(top_k=1))
+                                        torch.device("cpu"), rule=TopK(accept_top_k=1))
     logits = torch.tensor([[0.0, 1.0, 3.0, 0.0, 0.0, 9.0], [0.0, 5.0, 0.0, 0.0, 0.0, 0.0]])
     drafts = torch.tensor([7, 2], dtype=torch.int32)
     cu = torch.tensor([0, 2], dtype=torch.int32)
@@ -215,7 +217,7 @@ def test_worker_and_runner_refuse_bad_settings_before_touching_the_gpu(tmp_path)
                             (vllm_config(good, async_scheduling=True), "async_scheduling cannot be combined with judge"),
                             (vllm_config(to_additional_config(AcceptanceSettings(accept_top_k=2)), batch_sharded=True),
                              "cannot be combined with top_k"),
-                            (vllm_config(to_additional_config(AcceptanceSettings(oracle=judge))), "HF backend only")):
+                            (vllm_config(to_additional_config(AcceptanceSettings(oracle=judge))), "run rule=oracle with autojudge_hf")):
         worker.vllm_config = config
         with pytest.raises(VLLMSettingsError, match=message):
             worker._make_model_runner()
@@ -252,10 +254,10 @@ def test_runner_installs_the_sampler_and_hands_over_hidden_states(tmp_path):
     vllm_load.assert_called_once()
     sampler = runner.rejection_sampler
     assert isinstance(sampler, AutoJudgeRejectionSampler)
-    assert sampler.rule.threshold == 0.25 and sampler.rule.judge.weight.dtype == torch.float32
+    assert sampler.rule["threshold"] == 0.25 and sampler.rule.model.weight.dtype == torch.float32
     assert sampler.end_ids.tolist() == [2, 7]   # the end guard (on by default): config + generation config EOS ids
-    assert runner.autojudge_configure(0.6) == 0.6 and sampler.rule.threshold == 0.6   # the sweep RPC
-    assert runner.autojudge.threshold == 0.6 and sampler.rule.judge.weight.dtype == torch.float32
+    assert runner.autojudge_configure(0.6) == 0.6 and sampler.rule["threshold"] == 0.6   # the sweep RPC
+    assert runner.autojudge.threshold == 0.6 and sampler.rule.model.weight.dtype == torch.float32
     with pytest.raises(ValueError, match="threshold must be a finite number >= 0"):
         runner.autojudge_configure(-1)
     unguarded = bare_runner(AcceptanceSettings(judge=judge, end_guard=False))
@@ -287,7 +289,7 @@ def test_runner_installs_the_sampler_and_hands_over_hidden_states(tmp_path):
     top_k = bare_runner(AcceptanceSettings(accept_top_k=3))
     with mock.patch.object(GPUModelRunner, "load_model"):
         top_k.load_model()
-    assert top_k.rejection_sampler.rule.top_k == 3 and not top_k.rejection_sampler.rule.needs_hidden
+    assert top_k.rejection_sampler.rule["accept_top_k"] == 3 and not top_k.rejection_sampler.needs_hidden
     with pytest.raises(VLLMSettingsError, match="changes a judge's threshold; this engine runs top_k"):
         top_k.autojudge_configure(0.5)
     lossless = bare_runner(AcceptanceSettings())
@@ -331,8 +333,8 @@ def test_lm_eval_model_is_registered_and_builds_the_engine_arguments(tiny_dir, t
     assert kwargs["disable_log_stats"] is False and kwargs["async_scheduling"] is False
     assert kwargs["speculative_config"] == {"method": "draft_model", "model": str(tiny_draft_dir),
                                             "num_speculative_tokens": 4}
-    assert dict(kwargs["additional_config"]) == {"autojudge": {"judge": str(judge.resolve()), "threshold": 0.3,
-                                                               "accept_top_k": None, "oracle": None, "end_guard": True}}
+    assert dict(kwargs["additional_config"]) == {"autojudge": {"rule": "judge", "judge": str(judge.resolve()),
+                                                               "threshold": 0.3, "end_guard": True}}
 
     wide = save_judge(tmp_path / "w.safetensors", feature_kind="DT", target_hidden_size=64, draft_hidden_size=64,
                       target_model=str(tiny_dir), draft_model=str(tiny_draft_dir), mean=torch.zeros(64),

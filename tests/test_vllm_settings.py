@@ -80,8 +80,7 @@ def test_engine_kwargs(tmp_path):
         "speculative_config": {"model": "meta-llama/Llama-3.2-1B-Instruct", "method": "draft_model",
                                "num_speculative_tokens": 32, "draft_tensor_parallel_size": 1},
         "worker_cls": "autojudge_harness.vllm_ext.worker.AutoJudgeWorker",
-        "additional_config": {"autojudge": {"judge": s.judge, "threshold": 0.4, "accept_top_k": None, "oracle": None,
-                                            "end_guard": True}},
+        "additional_config": {"autojudge": {"rule": "judge", "judge": s.judge, "threshold": 0.4, "end_guard": True}},
         "disable_log_stats": False,
         "async_scheduling": False,
     }
@@ -93,8 +92,8 @@ def test_engine_kwargs(tmp_path):
         assert cls in [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
     cpu = engine_kwargs("d", 8, s, worker_cls=settings.WORKER_CLASSES["vllm-cpu"], additional_config={"x": 1})
     assert cpu["worker_cls"].endswith("AutoJudgeCPUWorker") and dict(cpu["additional_config"])["x"] == 1
-    oracle = SimpleNamespace(mode="oracle")
-    with pytest.raises(VLLMSettingsError, match="oracle .* HF backend only"):
+    oracle = AcceptanceSettings(oracle=str(tmp_path / "o.json"))
+    with pytest.raises(VLLMSettingsError, match="rule oracle needs request.*autojudge_hf"):
         engine_kwargs("d", 8, oracle)
     with pytest.raises(VLLMSettingsError, match="needs a draft model"):
         engine_kwargs(None, 8, s)
@@ -130,7 +129,7 @@ def test_run_config_from_presets_and_arguments(tmp_path):
     explicit = settings.run_config(pretrained="t", draft="layers:4", window="3", judge=judge, threshold="0.2",
                                    end_guard="false")
     assert (explicit.target, explicit.draft, explicit.window) == ("t", "layers:4", 3)
-    assert explicit.settings == AcceptanceSettings(judge, 0.2, end_guard=False)
+    assert explicit.settings == AcceptanceSettings(judge=judge, threshold=0.2, end_guard=False)
     assert settings.run_config(pretrained="t", draft="d").settings.mode == "lossless"
     preset = json.loads((REPO / "autojudge_harness" / "presets" / "smollm2-135m-vllm.json").read_text())
     shipped = REPO / "classifiers" / preset["judge"]

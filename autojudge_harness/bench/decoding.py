@@ -58,7 +58,7 @@ def time_judge(decoder: SpeculativeDecoder) -> list[float]:
     DD-DT judge, the extra draft forward for the last drafted token's feature) into the returned
     one-element list."""
     spent = [0.0]
-    judge_step = decoder._judge_allows
+    judge_step = decoder._rule_allows
 
     def timed(*args, **kwargs):
         start = time.perf_counter()
@@ -67,7 +67,7 @@ def time_judge(decoder: SpeculativeDecoder) -> list[float]:
         finally:
             spent[0] += time.perf_counter() - start
 
-    decoder._judge_allows = timed
+    decoder._rule_allows = timed
     return spent
 
 

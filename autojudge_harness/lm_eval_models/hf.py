@@ -31,13 +31,14 @@ from ..decoding import SpeculativeDecoder
 from ..judge import task_family
 from ..models import DTYPES, check_reference, load_pair, pair_config
 from ..paths import check_writable
+from ..rules import param_owner
 from ..settings import AcceptanceSettings, SettingsError, boolean, check_window
 from ..stats import DecodingStats
 from .model_args import check_known, parameters
 from .registration import (PENDING_SUFFIX, DropRecords, check_cli_output_path, cli_output_path, quiet_lm_eval_logs,
                            sampling_source)
 
-OWN_KEYS = ("pretrained", "draft", "judge", "threshold", "accept_top_k", "oracle", "end_guard", "window", "dtype",
+OWN_KEYS = ("pretrained", "draft", "rule", *param_owner(), "end_guard", "window", "dtype",
             "device", "compile", "preset", "sample_stats_path")
 
 
@@ -80,9 +81,10 @@ class AutoJudgeHFLM(HFLM):
 
     def __init__(self, pretrained: str | None = None, draft: str | None = None, judge: str | None = None,
                  threshold: float | None = None, accept_top_k: int | None = None, oracle: str | None = None,
-                 end_guard: bool | str = True, window: int | None = None, dtype: str = "auto", device: str | None = None, compile: bool = False, preset: str | None = None,
+                 end_guard: bool | str = True, rule: str | None = None, window: int | None = None, dtype: str = "auto", device: str | None = None, compile: bool = False, preset: str | None = None,
                  sample_stats_path: str | None = None, batch_size: int | str | None = 1,
                  max_length: int | None = None, **kwargs):
+        rule_params = {key: kwargs.pop(key) for key in list(kwargs) if key in param_owner()}
         check_known("autojudge_hf", kwargs, OWN_KEYS, parameters(HFLM.__init__), "lm-eval's HFLM")
         # cheap checks first: nothing is loaded before the arguments and output paths are known to be usable
         check_batch_size(batch_size)
@@ -91,9 +93,10 @@ class AutoJudgeHFLM(HFLM):
                 check_reference(ref, key)
         config = pair_config(preset, pretrained, draft, judge, window)
         window = check_window(config.window)
-        settings = AcceptanceSettings.from_args(  # top-K or the oracle replaces a preset's judge
-            judge=config.judge if (accept_top_k is None and oracle is None) or judge else None, threshold=threshold,
-            accept_top_k=accept_top_k, oracle=oracle, end_guard=end_guard)
+        other_rule = rule not in (None, "", "judge") or accept_top_k is not None or oracle is not None or rule_params
+        settings = AcceptanceSettings.from_args(  # another rule replaces a preset's judge
+            judge=judge or (None if other_rule else config.judge), threshold=threshold, accept_top_k=accept_top_k,
+            oracle=oracle, end_guard=end_guard, rule=rule, **rule_params)
         compile = boolean(compile, "compile")
         for key, ref in (("pretrained", config.target), ("draft", config.draft)):
             check_reference(ref, key)
@@ -129,9 +132,9 @@ class AutoJudgeHFLM(HFLM):
         self.decoder = SpeculativeDecoder(self.pair, window=self.run_args["window"], settings=settings,
                                           compile=self.run_args["compile"])
         self.autojudge_args = {**self.run_args, "mode": settings.mode, "judge": settings.judge,
-                               "threshold": self.decoder.threshold if settings.judge else None,
-                               "accept_top_k": settings.accept_top_k, "oracle": settings.oracle,
-                               "end_guard": settings.end_guard}
+                               "threshold": self.decoder.threshold, "accept_top_k": settings.accept_top_k,
+                               "oracle": settings.oracle, "end_guard": settings.end_guard,
+                               "rule_params": rule_parameters(settings, self.decoder.threshold)}
         self.sample_stats: list[dict] = []
         self._family_checked: set[str] = set()
         self.total_stats = DecodingStats()
@@ -176,7 +179,8 @@ class AutoJudgeHFLM(HFLM):
     def _check_task_families(self, task_names: set[str]) -> None:
         """Warn (once per task and configuration) when the judge was trained on another task family
         than a task it decodes: its threshold and recall were measured on that family only."""
-        judge = self.decoder.judge
+        rule = self.decoder.rule
+        judge = rule.model if rule is not None and rule.name == "judge" else None
         if judge is None or judge.task_family is None:
             return
         for name in sorted(task_names - self._family_checked):
@@ -201,3 +205,11 @@ class AutoJudgeHFLM(HFLM):
         """Run configuration and aggregated speed statistics (merged into the results JSON's config)."""
         return {"autojudge": {**self.autojudge_args, "stats": self.total_stats.summary(),
                               "sample_stats_file": str(self.sample_stats_path) if self.sample_stats_path else None}}
+
+
+def rule_parameters(settings: AcceptanceSettings, threshold: float | None) -> dict:
+    """The rule's parameters as results record them (a judge's threshold resolved from its file)."""
+    params = dict(settings.params)
+    if settings.rule == "judge":
+        params["threshold"] = threshold
+    return params

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import replace
 
 from ..draft_export import engine_pair
+from ..rules import param_owner
 from ..vllm_ext import metrics
 from ..settings import AcceptanceSettings
 from ..vllm_ext.settings import (CONFIGURE_RPC, STATS_RPC, VLLMSettingsError, engine_kwargs, installed_vllm,
@@ -33,7 +33,7 @@ from vllm import SamplingParams  # noqa: E402
 from vllm.engine.arg_utils import EngineArgs  # noqa: E402
 from vllm.sampling_params import SamplingType  # noqa: E402
 
-OWN_KEYS = ("pretrained", "preset", "draft", "window", "judge", "threshold", "accept_top_k", "end_guard")
+OWN_KEYS = ("pretrained", "preset", "draft", "window", "rule", *param_owner(), "end_guard")
 
 
 def _hidden_size(model: str, **config_kwargs) -> int:
@@ -47,11 +47,14 @@ class AutoJudgeVLLM(VLLM):
     """lm-eval's VLLM running AutoJudge (our worker_cls) with a separate draft model."""
 
     def __init__(self, pretrained: str | None = None, preset: str | None = None, draft: str | None = None,
-                 window=None, judge: str | None = None, threshold=None, accept_top_k=None, end_guard=True, **kwargs):
+                 window=None, judge: str | None = None, threshold=None, accept_top_k=None, end_guard=True,
+                 rule: str | None = None, **kwargs):
+        rule_params = {key: kwargs.pop(key) for key in list(kwargs) if key in param_owner()}
         check_known("autojudge_vllm", kwargs, OWN_KEYS,
                     parameters(VLLM.__init__) | {f.name for f in dataclasses.fields(EngineArgs)},
                     "lm-eval's VLLM and vllm.LLM")
-        config = run_config(preset, pretrained, draft, window, judge, threshold, accept_top_k, end_guard)
+        config = run_config(preset, pretrained, draft, window, judge, threshold, accept_top_k, end_guard, rule,
+                            **rule_params)
         check_cli_output_path()
         settings = config.settings
         if int(kwargs.get("data_parallel_size", 1)) > 1:
@@ -72,7 +75,7 @@ class AutoJudgeVLLM(VLLM):
             judge_obj = load_vllm_judge(settings, _hidden_size(pair.target_path, revision=kwargs.get("revision"),
                                                                **config_kwargs),
                                         _hidden_size(pair.draft_path, **config_kwargs), pair.target, pair.draft)
-            settings = replace(settings, threshold=settings.resolved_threshold(judge_obj))
+            settings = settings.with_params(threshold=settings.resolved_threshold(judge_obj))
         llm_kwargs = engine_kwargs(pair.draft_path, config.window, settings, speculative, RELEASE.worker_cls,
                                    extra_config)
         super().__init__(pretrained=pair.target_path, **kwargs, **llm_kwargs)
@@ -81,6 +84,7 @@ class AutoJudgeVLLM(VLLM):
         self.autojudge_args = {"target": pair.target, "draft": pair.draft, "preset": preset, "window": config.window,
                                "mode": settings.mode, "judge": settings.judge, "threshold": settings.threshold,
                                "accept_top_k": settings.accept_top_k, "end_guard": settings.end_guard,
+                               "rule_params": dict(settings.params),
                                "vllm": f"{RELEASE.distribution} {RELEASE.version}",
                                "tensor_parallel_size": self.tensor_parallel_size}
         self._counts: dict | None = None
@@ -104,7 +108,7 @@ class AutoJudgeVLLM(VLLM):
         applied = set(self.model.collective_rpc(CONFIGURE_RPC, args=(threshold,)))
         if applied != {threshold}:
             raise VLLMSettingsError(f"the workers set thresholds {sorted(applied)}, not {threshold}")
-        self.autojudge_settings = replace(built, threshold=threshold)
+        self.autojudge_settings = built.with_params(threshold=threshold)
         self.autojudge_args.update(mode=settings.mode, threshold=threshold if settings.mode == "judge" else None)
         self._counts, self._wall_time_s, self._requests = None, 0.0, 0
 

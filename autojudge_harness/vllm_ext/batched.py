@@ -7,21 +7,20 @@ never be accepted). Row r (not the request's last) *verifies* the draft token
 ``draft_inputs[r+1]``; the request's last row gives the bonus token. A request with n_j = 1
 (prefill, no drafts) only samples that token.
 
-Per-row quantities that concern a draft token are indexed by its verifier row. The judge's
-feature for the draft token verified by row r is the target's hidden state at row r+1 (the state
-produced when that token is fed in, as in the HF backend). ``verify_windows`` pads the rows into
-per-request windows and applies the one rule, ``acceptance.accept``.
+Per-row quantities that concern a draft token are indexed by its verifier row. A lenient rule
+(``autojudge_harness.rules``) reads, for the draft token verified by row r, the processed target
+logits of row r and the target's hidden state at row r+1 (the state produced when that token is
+fed in, as in the HF backend). ``rule_allowed_rows`` computes its position-local
+mask by verifier row (the inputs: ``settings.VLLM_INPUTS``); ``verify_windows`` pads the rows into per-request windows, applies the
+rule's window step and the one acceptance function, ``acceptance.accept``.
 """
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass, replace
-
 import torch
 
-from ..acceptance import Acceptance, accept, ends_at, judge_allows, top_k_allows
-from ..judge import Judge
+from ..acceptance import Acceptance, accept, ends_at
+from ..rules import Inputs, Rule
 
 
 def window_index(cu_num_logits: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,27 +59,45 @@ def to_windows(target_tokens: torch.Tensor, draft_inputs: torch.Tensor, cu_num_l
 
 def verify_windows(target_tokens: torch.Tensor, draft_inputs: torch.Tensor, cu_num_logits: torch.Tensor,
                    width: int, allowed_rows: torch.Tensor | None = None,
-                   end_ids: torch.Tensor | None = None) -> Acceptance:
+                   end_ids: torch.Tensor | None = None, rule: Rule | None = None) -> Acceptance:
     """``acceptance.accept`` on every request of the rows: ``tokens`` (R, W+1) is what vLLM's
     sampler returns as ``sampled`` (accepted drafts, then the target's token; -1 after) and
     ``num_accepted + 1`` its ``num_sampled``. ``target_tokens`` (N,) are the rows' argmax;
-    ``end_ids`` (1-D): the end guard's token ids (None: the guard is off)."""
+    ``allowed_rows`` the rule's position-local mask by verifier row, to which ``rule.window``
+    (the rule's look at the rest of the window) is applied; ``end_ids`` (1-D): the end guard's
+    token ids (None: the guard is off)."""
     draft, target, allowed = to_windows(target_tokens, draft_inputs, cu_num_logits, width, allowed_rows)
+    if allowed is not None and rule is not None:
+        valid = draft >= 0
+        allowed = rule.window(allowed, draft == target[:, :width], valid) & valid
     ends = None if end_ids is None else ends_at(target[:, :width], end_ids)
     return accept(draft, target, allowed, ends)
 
 
-TOP_K_CHUNK_ELEMENTS = 1 << 22
+RULE_CHUNK_ELEMENTS = 1 << 22
 
 
-def top_k_allows_rows(draft: torch.Tensor, logits: torch.Tensor, k: int,
-                      chunk_elements: int = TOP_K_CHUNK_ELEMENTS) -> torch.Tensor:
-    """``acceptance.top_k_allows`` for (N,) draft tokens against (N, V) logits, over row chunks of at
-    most ``chunk_elements`` logits, so its (rows x V) temporaries stay bounded (vLLM's memory
-    profiling never runs the rejection sampler, so nothing is reserved for them)."""
+def rule_allowed_rows(rule: Rule, logits: torch.Tensor, draft_inputs: torch.Tensor,
+                      hidden_rows: torch.Tensor | None = None,
+                      chunk_elements: int = RULE_CHUNK_ELEMENTS) -> torch.Tensor:
+    """(N,) by verifier row: ``rule.local`` lets that row's draft token through (and the token is
+    permitted: ``draft_permitted_rows``). ``logits`` (N, V) are the processed target logits,
+    ``hidden_rows`` (N, H) the target's last hidden states (for a rule that needs them). Computed
+    over row chunks of at most ``chunk_elements`` logits, so a rule's (rows x V) temporaries stay
+    bounded (vLLM's memory profiling never runs the rejection sampler, so nothing is reserved)."""
+    if "target_hidden" in rule.needs and (hidden_rows is None or hidden_rows.shape[0] != logits.shape[0]):
+        raise ValueError(f"the {rule.name} rule needs one target hidden state per logits row")
+    draft = next_row(draft_inputs.long(), -1).clamp(min=0)
+    hidden = next_row(hidden_rows, 0) if "target_hidden" in rule.needs else None
     rows = max(1, chunk_elements // max(1, logits.shape[-1]))
-    parts = [top_k_allows(draft[i:i + rows], logits[i:i + rows], k) for i in range(0, len(draft), rows)]
-    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.bool, device=logits.device)
+    parts = []
+    for i in range(0, len(draft), rows):
+        chunk = slice(i, i + rows)
+        x = Inputs(draft[chunk], logits[chunk].argmax(-1), logits[chunk],
+                   target_hidden=hidden[chunk] if hidden is not None else None)
+        parts.append(rule.local(x))
+    allowed = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.bool, device=logits.device)
+    return allowed & draft_permitted_rows(logits, draft_inputs)
 
 
 def draft_permitted_rows(logits: torch.Tensor, draft_inputs: torch.Tensor) -> torch.Tensor:
@@ -90,62 +107,6 @@ def draft_permitted_rows(logits: torch.Tensor, draft_inputs: torch.Tensor) -> to
     draft = next_row(draft_inputs.long(), -1)
     logit = logits.gather(-1, draft.clamp(min=0).unsqueeze(-1)).squeeze(-1)
     return (draft >= 0) & (logit > float("-inf"))
-
-
-@contextlib.contextmanager
-def _fp32_matmul():
-    """Full fp32 matmuls (no TF32) inside the block, whatever vLLM configured."""
-    previous = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("highest")
-    try:
-        yield
-    finally:
-        torch.set_float32_matmul_precision(previous)
-
-
-def judge_probabilities(judge: Judge, hidden_rows: torch.Tensor) -> torch.Tensor:
-    """(N,) P(important) of each row's target hidden state (DT features), computed in fp32."""
-    with _fp32_matmul():
-        return judge.probability(judge.features(hidden_rows, None))
-
-
-@dataclass(frozen=True)
-class LenientRule:
-    """Which mismatching draft tokens the sampler lets through: a DT judge with a threshold
-    (``judge_allows``) or the top-K baseline (``top_k_allows``), never both."""
-
-    judge: Judge | None = None
-    threshold: float = 0.0
-    top_k: int | None = None
-
-    def __post_init__(self):
-        if (self.judge is None) == (self.top_k is None):
-            raise ValueError("a lenient rule needs exactly one of a judge or top_k")
-        if self.judge is not None and self.judge.feature_kind != "DT":
-            raise ValueError(f"the vLLM backend computes DT judge features only, not {self.judge.feature_kind}")
-
-    @property
-    def needs_hidden(self) -> bool:
-        return self.judge is not None
-
-    def to(self, device) -> "LenientRule":
-        """The rule with the judge's weights on ``device`` (fp32)."""
-        return self if self.judge is None else replace(self, judge=self.judge.to(device))
-
-    def allowed_rows(self, logits: torch.Tensor, draft_inputs: torch.Tensor,
-                     hidden_rows: torch.Tensor | None = None) -> torch.Tensor:
-        """(N,) by verifier row: the rule lets that row's draft token through. ``logits`` (N, V)
-        are the processed target logits, ``hidden_rows`` (N, H) the target's last hidden states
-        (judge only)."""
-        if self.judge is not None:
-            if hidden_rows is None or hidden_rows.shape[0] != logits.shape[0]:
-                raise ValueError("the judge needs one target hidden state per logits row")
-            probs = next_row(judge_probabilities(self.judge, hidden_rows), float("inf"))
-            allowed = judge_allows(probs, self.threshold)
-        else:
-            draft = next_row(draft_inputs.long(), -1).clamp(min=0)
-            allowed = top_k_allows_rows(draft, logits, self.top_k)
-        return allowed & draft_permitted_rows(logits, draft_inputs)
 
 
 def merge_greedy(greedy: torch.Tensor, result: Acceptance, sampled: torch.Tensor,

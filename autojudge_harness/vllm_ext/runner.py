@@ -16,14 +16,13 @@ import torch
 from vllm.v1.worker.gpu.model_runner import GPUModelRunner
 from vllm.v1.worker.gpu.spec_decode.rejection_sampler import RejectionSampler
 
-from dataclasses import replace
-
 from ..endings import end_token_ids
 from ..settings import AcceptanceSettings
-from .batched import LenientRule
+from ..rules import Rule
+from ..rules.judge import JudgeRule
 from .sampler import AutoJudgeRejectionSampler
 from .settings import (VLLMSettingsError, check_scheduling, check_speculative_config, from_additional_config,
-                       installed_vllm, load_vllm_judge)
+                       installed_vllm, load_vllm_judge, refuse_missing_inputs)
 
 
 class AutoJudgeModelRunner(GPUModelRunner):
@@ -34,8 +33,7 @@ class AutoJudgeModelRunner(GPUModelRunner):
         self.autojudge = from_additional_config(vllm_config.additional_config)
         check_speculative_config(vllm_config.speculative_config)
         check_scheduling(self.autojudge, vllm_config.scheduler_config.async_scheduling)
-        if self.autojudge.mode == "oracle":
-            raise VLLMSettingsError("the oracle (perfect judge) runs in the HF backend only (autojudge_hf)")
+        refuse_missing_inputs(self.autojudge)
         if self.autojudge.mode != "lossless" and vllm_config.parallel_config.enable_batch_sharded_sampling:
             raise VLLMSettingsError("enable_batch_sharded_sampling splits the verification rows across ranks, and "
                                     f"each rank would count only its own; it cannot be combined with {self.autojudge.mode}")
@@ -66,13 +64,14 @@ class AutoJudgeModelRunner(GPUModelRunner):
                                     "names none (give end_guard=false for the paper's rule)")
         return ids
 
-    def _lenient_rule(self) -> LenientRule:
+    def _lenient_rule(self) -> Rule:
+        """The settings' rule, built on this worker (a judge checked against the models first)."""
         settings = self.autojudge
-        if settings.mode == "top_k":
-            return LenientRule(top_k=settings.accept_top_k)
+        if settings.rule != "judge":
+            return settings.build_rule()
         draft_config = self.speculative_config.draft_model_config
         judge = load_vllm_judge(settings, self.model_config.get_hidden_size(), draft_config.get_hidden_size())
-        return LenientRule(judge=judge, threshold=settings.resolved_threshold(judge))
+        return JudgeRule(judge, threshold=settings.resolved_threshold(judge))
 
     def sample(self, hidden_states: torch.Tensor, input_batch, grammar_output):
         sampler = self.rejection_sampler
@@ -80,7 +79,7 @@ class AutoJudgeModelRunner(GPUModelRunner):
         self.autojudge_calls["target_calls"] += 1
         if self.speculator is not None:   # sample_tokens drafts right after: W batched draft forwards
             self.autojudge_calls["draft_calls"] += self.num_speculative_steps
-        if ours and sampler.rule.needs_hidden and input_batch.num_draft_tokens > 0:
+        if ours and sampler.needs_hidden and input_batch.num_draft_tokens > 0:
             sampler.hidden_rows = hidden_states[input_batch.logits_indices]
         try:
             return super().sample(hidden_states, input_batch, grammar_output)
@@ -97,7 +96,7 @@ class AutoJudgeModelRunner(GPUModelRunner):
         self.autojudge = settings
         sampler = self.rejection_sampler
         if isinstance(sampler, AutoJudgeRejectionSampler):
-            sampler.rule = replace(sampler.rule, threshold=settings.threshold)
+            sampler.rule = JudgeRule(sampler.rule.model, threshold=settings.threshold)
         return settings.threshold
 
     def autojudge_stats(self) -> dict | None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 from ..judge import Judge, JudgeFileError, load_judge
+from ..rules import missing_inputs, rule_class
 from ..settings import DEFAULT_WINDOW, AcceptanceSettings, SettingsError, check_window
 
 # distribution -> the release whose internal classes the integration subclasses, and its worker_cls.
@@ -163,8 +164,7 @@ def engine_kwargs(draft: str, window: int, settings: AcceptanceSettings,
             raise VLLMSettingsError(f"speculative_config[{key!r}]={spec[key]!r} contradicts {value!r} "
                                     "(give draft= and window=)")
         spec[key] = value
-    if settings.mode == "oracle":
-        raise VLLMSettingsError("the oracle (perfect judge) runs in the HF backend only (autojudge_hf)")
+    refuse_missing_inputs(settings)
     kwargs = {"speculative_config": spec, "worker_cls": worker_cls,
               "additional_config": to_additional_config(settings, additional_config), "disable_log_stats": False}
     if settings.mode != "lossless":
@@ -182,6 +182,23 @@ def check_scheduling(settings: AcceptanceSettings, async_scheduling) -> None:
         raise VLLMSettingsError(f"async_scheduling cannot be combined with {settings.mode}: the scheduler drops the "
                                 "output of steps scheduled past a request's end, which the sampler has already "
                                 "counted (engine_kwargs turns it off)")
+
+
+# what the sampler can give a lenient rule (``rules.base.INPUTS``): the processed target logits and
+# hidden states of the verification rows; the draft proposer's logits and hidden states stay inside it
+VLLM_INPUTS = frozenset({"target_logits", "target_hidden"})
+
+
+def refuse_missing_inputs(settings: AcceptanceSettings) -> None:
+    """VLLMSettingsError when the settings' rule needs inputs the vLLM sampler does not have (the
+    draft's logits or hidden states, per-request context): such rules run in ``autojudge_hf``."""
+    if settings.rule is None:
+        return
+    missing = missing_inputs(rule_class(settings.rule), VLLM_INPUTS)
+    if missing:
+        raise VLLMSettingsError(f"rule {settings.rule} needs {', '.join(missing)}, which vLLM's rejection sampler does "
+                                f"not have (it sees the target's logits and hidden states only); run rule="
+                                f"{settings.rule} with autojudge_hf")
 
 
 def load_vllm_judge(settings: AcceptanceSettings, target_hidden_size: int, draft_hidden_size: int,
@@ -215,9 +232,10 @@ class RunConfig:
 
 def run_config(preset: str | None = None, pretrained: str | None = None, draft: str | None = None,
                window=None, judge: str | None = None, threshold=None, accept_top_k=None,
-               end_guard=True) -> RunConfig:
+               end_guard=True, rule: str | None = None, **rule_params) -> RunConfig:
     """The run a vLLM preset (``draft_export.vllm_preset``) and/or explicit arguments describe; given
-    arguments override the preset's, and a top-K rule replaces a preset's judge. Every error names its key."""
+    arguments override the preset's, and another rule (``rule=``, or its parameters) replaces a
+    preset's judge. Every error names its key."""
     base = {}
     if preset:
         from ..draft_export import vllm_preset
@@ -226,12 +244,13 @@ def run_config(preset: str | None = None, pretrained: str | None = None, draft: 
             base = vllm_preset(preset)
         except ValueError as error:
             raise VLLMSettingsError(f"preset: {error}") from None
-        if accept_top_k not in (None, ""):
+        if rule not in (None, "", "judge") or accept_top_k not in (None, "") or rule_params:
             base.pop("judge")
     target = pretrained or base.get("target")
     draft = draft or base.get("draft")
     if not target or not draft:
         raise VLLMSettingsError("autojudge_vllm needs pretrained (the target) and draft, or a preset")
-    settings = AcceptanceSettings.from_args(judge or base.get("judge"), threshold, accept_top_k, None, end_guard)
+    settings = AcceptanceSettings.from_args(judge or base.get("judge"), threshold, accept_top_k, None, end_guard, rule,
+                                            **rule_params)
     return RunConfig(target, draft, check_window(window if window not in (None, "") else base.get("window", DEFAULT_WINDOW)),
                      settings)
