@@ -76,7 +76,7 @@ def test_constructor_errors(tiny_dir, tmp_path):
                       threshold_table=[], training={})
     with pytest.raises(JudgeFileError, match="target hidden size 32 != judge's 64"):
         AutoJudgeHFLM(pretrained=str(tiny_dir), draft="layers:1", judge=str(wide))
-    with pytest.raises(ValueError, match="judge and accept_top_k are alternative lenient rules"):
+    with pytest.raises(ValueError, match="judge and top_k are alternative lenient rules"):
         AutoJudgeHFLM(pretrained=str(tiny_dir), draft="layers:1", judge=str(wide), accept_top_k=2)
     with pytest.raises(ValueError, match="compile must be true or false"):
         AutoJudgeHFLM(pretrained=str(tiny_dir), draft="layers:1", compile="yes please")
@@ -160,12 +160,12 @@ def test_top_k_model_args_and_configure(tiny_dir):
     from autojudge_harness.lm_eval_models.hf import AutoJudgeHFLM
 
     lm = AutoJudgeHFLM(pretrained=str(tiny_dir), draft="layers:1", accept_top_k="3", device="cpu")
-    assert lm.decoder.accept_top_k == 3 and lm.decoder.judge is None
+    assert lm.decoder.rule.name == "top_k" and lm.decoder.rule["accept_top_k"] == 3
     info = lm.get_model_info()["autojudge"]
     assert info["accept_top_k"] == 3 and info["judge"] is None and info["compile"] is False
     lm.total_stats.requests = 1   # as if a request had run; configure() starts fresh statistics
     lm.configure(AcceptanceSettings())
-    assert lm.decoder.accept_top_k is None and lm.total_stats.requests == 0
+    assert lm.decoder.rule is None and lm.total_stats.requests == 0
     assert lm.get_model_info()["autojudge"]["accept_top_k"] is None
 
 

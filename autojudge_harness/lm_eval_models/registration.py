@@ -165,8 +165,10 @@ def summary(info: dict) -> str:
     """The terminal summary of a run's ``results["config"]["autojudge"]``: cost per request,
     accepted tokens per cycle, lenient acceptances, and the statistics file."""
     stats = info.get("stats") or {}
-    rule = info.get("mode", "?") + (f" threshold={info['threshold']:g}" if info.get("threshold") is not None else "") \
-        + (f" K={info['accept_top_k']}" if info.get("accept_top_k") else "")
+    params = info.get("rule_params") or {key: info.get(key) for key in ("threshold", "accept_top_k")}
+    numbers = [f"{key}={value:g}" for key, value in params.items()
+               if isinstance(value, (int, float)) and not isinstance(value, bool)]   # file paths left out
+    rule = " ".join([info.get("mode", "?"), *numbers])
     head = f"AutoJudge ({rule}, window {info.get('window')}): {stats.get('requests', 0)} generate_until requests"
     if not stats.get("requests"):
         return head
