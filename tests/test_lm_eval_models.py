@@ -107,7 +107,7 @@ def test_sampling_is_blamed_on_gen_kwargs_or_on_the_task(tiny_dir, monkeypatch):
     from autojudge_harness.lm_eval_models.hf import AutoJudgeHFLM
 
     assert sampling_source("t", ["lm_eval", "--gen_kwargs", "temperature=0.7"]) == "--gen_kwargs (temperature=0.7)"
-    assert sampling_source("t", ["lm_eval", "--gen_kwargs", "max_gen_toks=9"]) == "task 't' (its generation_kwargs)"
+    assert sampling_source("t", ["lm_eval", "--gen_kwargs", "max_gen_toks=9"]) == "task 't'"
     lm = AutoJudgeHFLM(pretrained=str(tiny_dir), draft="layers:1", device="cpu")
     request = Instance("generate_until", {}, ("w1 w2", {"do_sample": True, "temperature": 0.7, "until": ["w3"]}), 0,
                        ("some_task", 0, 1))
@@ -115,7 +115,7 @@ def test_sampling_is_blamed_on_gen_kwargs_or_on_the_task(tiny_dir, monkeypatch):
     with pytest.raises(ValueError, match=r"greedily; --gen_kwargs \(do_sample=True,temperature=0.7\) asks for"):
         lm.generate_until([request])
     monkeypatch.setattr(sys, "argv", ["lm_eval"])
-    with pytest.raises(ValueError, match="greedily; task 'some_task' .* asks for sampling"):
+    with pytest.raises(ValueError, match="greedily; task 'some_task' asks for sampling"):
         lm.generate_until([request])
 
 

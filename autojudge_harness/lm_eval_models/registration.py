@@ -126,7 +126,7 @@ def sampling_source(task: str, argv: list[str] | None = None) -> str:
     given = cli_option(("--gen_kwargs",), argv) or ""
     if "do_sample" in given or "temperature" in given:
         return f"--gen_kwargs ({given})"
-    return f"task {task!r} (its generation_kwargs)"
+    return f"task {task!r}"
 
 
 # an autojudge_hf statistics file written during a CLI run, renamed after the results file once that is saved
