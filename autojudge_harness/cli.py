@@ -19,6 +19,7 @@ COMMANDS = {
     "mine": ("autojudge_harness.mining.cli:main",
              "Algorithm 1 on GSM8K questions into a sharded, resumable run directory (--merge to merge)"),
     "train": ("autojudge_harness.training:main", "train a judge file on a merged mining run's features"),
+    "import": ("autojudge_harness.mining.official:main", "the AutoJudge authors' published mined data as a features file"),
     "sweep": ("autojudge_harness.experiments.sweep:main",
               "lm-eval runs over acceptance rules (lossless, judge thresholds, top-K): JSON leaderboard + PNG"),
     "oracle": ("autojudge_harness.mining.oracle:main", "the perfect judge for a task (Algorithm 1 on its prompts): an oracle file"),

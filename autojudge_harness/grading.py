@@ -27,7 +27,9 @@ Semantics (``SEMANTICS``):
   happens to run it.
 Isolation (``Grader.isolation``): "auto" (bwrap, else unshare; SandboxUnavailable if neither
 works), "bwrap", "unshare", or "guard" (no kernel isolation, only the in-process guard: must be
-asked for). The level used is in every Verdict (``isolation``).
+asked for). The level used is in every Verdict (``isolation``). A kernel sandbox is kept for the next
+program (``sandbox.POOL``): each program runs in a fresh fork of its driver, and the sandbox is
+restored (processes killed, /work and /tmp emptied) or retired in between.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -43,7 +46,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Sequence
 
-from .sandbox import Limits, Sandbox, SandboxUnavailable, python_layout, resolve_isolation
+from .sandbox import POOL, Limits, Sandbox, SandboxUnavailable, interpreter, resolve_isolation
 
 __all__ = ["Grader", "Test", "Verdict", "SandboxUnavailable", "compare_stdout", "compare_return", "compare_value",
            "decode_value", "STATUSES", "SEMANTICS"]
@@ -318,9 +321,9 @@ class Grader:
 
     # -- internals --
 
-    def _limits(self, seconds: float) -> Limits:
-        return Limits(memory_mb=self.memory_mb, cpu_seconds=int(math.ceil(seconds)) + 1, file_mb=self.output_mb,
-                      disk_mb=self.disk_mb, processes=self.max_processes)
+    def _limits(self) -> Limits:
+        return Limits(memory_mb=self.memory_mb, file_mb=self.output_mb, disk_mb=self.disk_mb,
+                      processes=self.max_processes)
 
     def _setup(self, box: Sandbox, program: str, fn_name: str | None, cpu_seconds: int) -> dict:
         limits = box.limits
@@ -330,7 +333,7 @@ class Grader:
             "fn_name": fn_name, "timeout": self.timeout, "output_bytes": self.output_mb << 20,
             "limits": {"memory_bytes": limits.memory_mb << 20, "cpu_seconds": cpu_seconds,
                        "file_bytes": limits.file_mb << 20, "processes": limits.processes},
-            "int_max_str_digits": INT_MAX_STR_DIGITS, "sys_path": list(python_layout(self.python)[1]),
+            "int_max_str_digits": INT_MAX_STR_DIGITS, "sys_path": list(interpreter(self.python).import_paths),
             "guard": workdir if box.isolation == "guard" else None,
             "stdout_file": (workdir if box.isolation == "guard" else "/tmp") + "/.stdout"}}
 
@@ -348,22 +351,40 @@ class Grader:
         return values
 
     def _grade_lcb(self, level: str, program: str, tests: list[Test], fn_name: str | None) -> Verdict:
-        total = len(tests)
         expected = self._expected_values(tests) if fn_name is not None else None
         if isinstance(expected, Verdict):
             return expected
-        cap = self.problem_cap(total)
-        deadline = time.monotonic() + cap
-        limits = self._limits(cap)
-        box = Sandbox(level, limits, self.python, self.tmp_root)
+        cap = self.problem_cap(len(tests))
+        return self._in_sandbox(level, program, fn_name, tests, expected, time.monotonic() + cap, cap)
+
+    def _in_sandbox(self, level: str, program: str, fn_name: str | None, tests: list[Test], expected,
+                    deadline: float, seconds: float, first: int = 0) -> Verdict:
+        """One session (``_session``) in a sandbox of the pool, classified after it ended; cleanup
+        problems are appended to the message."""
+        box = self._session_box(level)
         try:
-            verdict = self._limited(box, self._session(box, program, fn_name, tests, expected, deadline,
-                                                       limits.cpu_seconds, cap))
+            verdict = self._session(box, program, fn_name, tests, expected, deadline, int(math.ceil(seconds)) + 1,
+                                    first)
+            status = box.end()
+            verdict = self._limited(box, verdict)
+            if verdict.status == "lost":
+                verdict = self._lost(box, verdict, status)
+        except BaseException:
+            box.reusable = False
+            raise
         finally:
-            problem = box.close()
-        if verdict.status == "lost":
-            verdict = self._lost(box, verdict)
+            problem = POOL.release(box)
         return replace(verdict, message=f"{verdict.message}; cleanup: {problem}" if problem else verdict.message)
+
+    def _session_box(self, level: str) -> Sandbox:
+        """A sandbox from the pool with a session started; a fresh one if an idle one's driver is gone."""
+        for _ in range(2):
+            box = POOL.acquire(level, self._limits(), self.python, self.tmp_root)
+            if box.start():
+                return box
+            box.reusable = False
+            POOL.release(box)
+        raise RuntimeError(f"the sandbox's driver did not start a session: {box.launch_errors().strip()[-500:]}")
 
     @staticmethod
     def _limited(box: Sandbox, verdict: Verdict) -> Verdict:
@@ -377,9 +398,9 @@ class Grader:
         return verdict
 
     def _session(self, box: Sandbox, program: str, fn_name: str | None, tests: list[Test], expected, deadline: float,
-                 cpu_seconds: int, cap: float, first: int = 0) -> Verdict:
+                 cpu_seconds: int, first: int = 0) -> Verdict:
         """Setup, then ``tests`` one by one over ``box``; a "lost" verdict when the sandbox stopped
-        answering (classified by ``_lost`` after teardown)."""
+        answering (classified by ``_lost`` after the session ended)."""
         total = first + len(tests)
         if not box.send(self._setup(box, program, fn_name, cpu_seconds), deadline):
             return Verdict(False, "lost", first, total, first, "eof")
@@ -407,10 +428,10 @@ class Grader:
             return Verdict(False, "sandbox_violation", index, total, index, f"unexpected reply {str(reply)[:200]}")
         return Verdict(False, status, index, total, index, str(reply.get("message", ""))[-4000:])
 
-    def _lost(self, box: Sandbox, verdict: Verdict) -> Verdict:
-        """Why the sandbox stopped answering (``verdict.message`` is ``Sandbox.receive``'s reason)."""
+    def _lost(self, box: Sandbox, verdict: Verdict, returncode: int | None) -> Verdict:
+        """Why the sandbox stopped answering (``verdict.message`` is ``Sandbox.receive``'s reason;
+        ``returncode`` the session process's exit status)."""
         why, stderr = verdict.message, box.stderr_tail().strip()
-        returncode = box.proc.returncode
         if why == "timeout":
             status, message = "time_limit_exceeded", "no result within the time limit"
         elif why == "overflow":
@@ -421,7 +442,7 @@ class Grader:
             status, message = "sandbox_violation", "the program wrote into the grader's channel"
         elif box.memory_exceeded() or "MemoryError" in stderr:
             status, message = "memory_limit_exceeded", f"memory cap ({self.memory_mb} MiB) reached"
-        elif returncode in (-24, 128 + 24, 24 + 128 * 2) or "CPU time limit" in stderr:
+        elif returncode == -signal.SIGXCPU or "CPU time limit" in stderr:
             status, message = "time_limit_exceeded", "CPU time limit"
         else:
             status, message = "runtime_error", f"the program's process ended (exit status {returncode})"
@@ -460,18 +481,9 @@ class Grader:
         total = len(tests)
         overall = time.monotonic() + self.problem_cap(total)
         for index, test in enumerate(tests):
-            limits = self._limits(self.timeout)
             deadline = min(overall, time.monotonic() + self.timeout)
-            box = Sandbox(level, limits, self.python, self.tmp_root)
-            try:
-                verdict = self._limited(box, self._session(box, program, fn_name, [test], [test.output], deadline,
-                                                           limits.cpu_seconds, self.timeout, first=index))
-            finally:
-                problem = box.close()
-            if verdict.status == "lost":
-                verdict = self._lost(box, verdict)
-            if problem:
-                verdict = replace(verdict, message=f"{verdict.message}; cleanup: {problem}")
+            verdict = self._in_sandbox(level, program, fn_name, [test], [test.output], deadline, self.timeout,
+                                       first=index)
             if not verdict.passed:
                 return replace(verdict, tests_total=total)
         return Verdict(True, "passed", total, total, None, "")

@@ -1,5 +1,6 @@
-"""LiveCodeBench code generation: problems, data loading, LiveCodeBench's prompt, code extraction
-and Pass@1 grading (through ``autojudge_harness.grading``). Used by the lm-eval task and by mining.
+"""LiveCodeBench code generation: problems, data loading, code extraction, Pass@1 grading (through
+``autojudge_harness.grading``) and the lm-eval tasks' glue; the prompts per model family are in
+``autojudge_harness.lcb_prompts``. Used by the lm-eval tasks and by mining.
 
 Data: rows with the columns of ``livecodebench/code_generation_lite`` -- question_title,
 question_content, platform, question_id, contest_id, contest_date, starter_code, difficulty,
@@ -8,7 +9,8 @@ JSON, or base64(zlib(pickle(that JSON text))) as on the hub), metadata (JSON; "f
 call-based problems). Sources:
 - ``read_lcb_jsonl(path)``: a local JSONL file (one row per line; ValueError naming file:line);
 - ``load_hub_rows(release)``: the hub dataset's JSONL files of a release (release_v5 = the
-  AutoJudge paper's 880 problems), read through ``datasets``' json builder.
+  AutoJudge paper's 880 problems), read through ``datasets``' json builder, which types
+  contest_date as a timestamp; ``text_columns`` turns such rows back into the hub's text.
 
 Private tests are decoded by ``decode_private_tests`` with an unpickler that refuses every class
 and function (``find_class`` always raises): only plain data (str, int, float, bool, None, list,
@@ -23,17 +25,23 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import pickle
 import pickletools
 import zlib
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Iterable
 
 from .grading import Grader, Test, Verdict
 from .jsonl import iter_jsonl_objects
+from .lcb_prompts import AUTO, DEFAULT_STYLE, Prompt, PromptStyle, resolve_style
+from .sandbox import SandboxUnavailable
 
 HUB_DATASET = "livecodebench/code_generation_lite"
+# Where ``load_hub_rows`` reads the release files from (a folder in the hub's layout works too).
+HUB_FILES = f"hf://datasets/{HUB_DATASET}"
 DEFAULT_RELEASE = "release_v5"
 # The hub repository's data files per release (releases are cumulative), as its former loading
 # script (code_generation_lite.py, version_tag=...) mapped them.
@@ -50,18 +58,16 @@ MAX_JSON_CONTAINERS = 5_000_000
 # Opcodes that build or reference nothing.
 _FRAMING_OPCODES = frozenset({"PROTO", "FRAME", "STOP", "MARK", "POP", "POP_MARK", "MEMOIZE", "PUT", "BINPUT",
                               "LONG_BINPUT"})
-
-# LiveCodeBench's generic instruct format (lcb_runner/prompts/code_generation.py): this system
-# message plus the user turn built by ``question_prompt``.
-SYSTEM_MESSAGE = ("You are an expert Python programmer. You will be given a question (problem specification) "
-                  "and will generate a correct Python program that matches the specification and passes all tests.")
-FORMAT_WITH_STARTER_CODE = ("You will use the following starter code to write the solution to the problem and "
-                            "enclose your code within delimiters.")
-FORMAT_WITHOUT_STARTER_CODE = ("Read the inputs from stdin solve the problem and write the answer to stdout (do not "
-                               "directly test on the sample inputs). Enclose your code within delimiters as follows. "
-                               "Ensure that when the python program runs, it reads the inputs, runs the algorithm "
-                               "and writes output to STDOUT.")
-
+# The only opcodes a private-test pickle may hold: framing, the memo, and plain data (None, bool, int,
+# float, str, bytes, list, tuple, dict, set). Everything else (globals, EXT1/2/4 served from copyreg's
+# cache without ``find_class``, REDUCE, BUILD, INST/OBJ/NEWOBJ, persistent ids, out-of-band buffers)
+# is refused before anything is built.
+_PLAIN_DATA_OPCODES = _FRAMING_OPCODES | frozenset({
+    "DUP", "GET", "BINGET", "LONG_BINGET", "NONE", "NEWTRUE", "NEWFALSE", "INT", "BININT", "BININT1", "BININT2",
+    "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT", "STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE",
+    "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "EMPTY_LIST",
+    "APPEND", "APPENDS", "LIST", "EMPTY_TUPLE", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "EMPTY_DICT", "DICT",
+    "SETITEM", "SETITEMS", "EMPTY_SET", "ADDITEMS", "FROZENSET"})
 
 class UnsafePickleError(ValueError):
     """A pickle asked for a class or function (anything but plain data): refused, nothing ran."""
@@ -75,13 +81,29 @@ class _PlainDataUnpickler(pickle.Unpickler):
         raise UnsafePickleError("refusing a pickle with persistent ids: LiveCodeBench test data must be plain data")
 
 
+def _refusal(opcode: str, arg, pos: int, strings: list[str]) -> str:
+    """Why a pickle is refused: the global it names (GLOBAL's argument, STACK_GLOBAL's last two
+    strings) or the opcode."""
+    if opcode == "GLOBAL":
+        what = str(arg).replace(" ", ".")
+    elif opcode == "STACK_GLOBAL":
+        what = ".".join(strings)
+    else:
+        what = f"opcode {opcode} at byte {pos}"
+    return f"refusing to unpickle {what}: LiveCodeBench test data must be plain data"
+
+
 def load_plain_pickle(data: bytes, max_elements: int | None = None):
-    """Unpickle ``data`` admitting only plain data; UnsafePickleError for anything else. The opcodes
-    are counted first (nothing is built): more than ``max_elements`` (default
-    ``MAX_PICKLE_ELEMENTS``) object-making or -referencing opcodes is a ValueError."""
+    """Unpickle ``data`` admitting only plain data. The opcodes are checked first (nothing is built):
+    one outside ``_PLAIN_DATA_OPCODES`` is an UnsafePickleError, more than ``max_elements`` (default
+    ``MAX_PICKLE_ELEMENTS``) object-making or -referencing opcodes a ValueError."""
     limit = MAX_PICKLE_ELEMENTS if max_elements is None else max_elements
-    count = 0
-    for opcode, _arg, _pos in pickletools.genops(data):
+    count, strings = 0, ["", ""]
+    for opcode, arg, pos in pickletools.genops(data):
+        if opcode.name not in _PLAIN_DATA_OPCODES:
+            raise UnsafePickleError(_refusal(opcode.name, arg, pos, strings))
+        if isinstance(arg, str):
+            strings = [strings[1], arg]
         if opcode.name not in _FRAMING_OPCODES:
             count += 1
             if count > limit:
@@ -179,17 +201,33 @@ class Problem:
                                  f"problem is {wanted!r} ({'no ' if self.fn_name is None else ''}metadata func_name)")
 
 
-def problem_from_row(row: dict, where: str = "row") -> Problem:
-    """A Problem from a dataset row (hub columns); ValueError naming ``where`` if malformed.
-    Public tests and metadata are checked here; private tests when ``Problem.tests`` decodes them."""
+def _text(value, column: str, where: str) -> str:
+    if isinstance(value, str):
+        return value
+    if column == "contest_date" and isinstance(value, date):  # datasets' JSON reader makes it a timestamp
+        return value.isoformat()
+    if column in ("question_id", "contest_id") and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"{where}: column {column!r} must be a string, got {type(value).__name__}")
+
+
+def text_columns(row: dict, where: str = "row") -> dict:
+    """The hub's columns of ``row`` as text, as LiveCodeBench's files write them: contest_date as a
+    date or timestamp (what ``datasets`` makes of it) -> ISO text, an integer question_id or
+    contest_id -> its digits; ValueError naming ``where`` for a missing column or any other type."""
     if not isinstance(row, dict):
         raise ValueError(f"{where}: expected a JSON object")
     missing = [c for c in COLUMNS if c not in row]
     if missing:
         raise ValueError(f"{where}: missing columns {missing}")
-    for column in COLUMNS:
-        if not isinstance(row[column], str):
-            raise ValueError(f"{where}: column {column!r} must be a string, got {type(row[column]).__name__}")
+    return {c: _text(row[c], c, where) for c in COLUMNS}
+
+
+def problem_from_row(row: dict, where: str = "row") -> Problem:
+    """A Problem from a dataset row (hub columns, as ``text_columns`` reads them); ValueError naming
+    ``where`` if malformed. Public tests and metadata are checked here; private tests when
+    ``Problem.tests`` decodes them."""
+    row = text_columns(row, where)
     public = _test_list(_json(row["public_test_cases"], where, "public_test_cases"), f"{where}: public_test_cases")
     metadata = _json(row["metadata"], where, "metadata")
     if not isinstance(metadata, dict):
@@ -215,14 +253,16 @@ def read_lcb_jsonl(path: str | Path) -> list[dict]:
             raise ValueError(f"{where}: duplicate question_id {problem.question_id!r} (first on line "
                              f"{seen[problem.question_id]})")
         seen[problem.question_id] = lineno
-        rows.append({c: row[c] for c in COLUMNS})
+        rows.append(text_columns(row, where))
     if not rows:
         raise ValueError(f"{path}: no problems")
     return rows
 
 
 def load_hub_rows(release: str = DEFAULT_RELEASE):
-    """The hub dataset's rows of ``release`` as a ``datasets.Dataset`` (memory-mapped, cached).
+    """The hub dataset's rows of ``release`` as a ``datasets.Dataset`` (memory-mapped, cached), read
+    from ``HUB_FILES``. Column types are as ``datasets`` infers them (contest_date a timestamp);
+    ``problem_from_row`` / ``text_columns`` read them.
 
     The repository's loading script (``version_tag=...``) needs ``datasets`` < 4 and
     ``trust_remote_code``; this reads the same JSONL files with ``datasets``' json builder instead."""
@@ -230,22 +270,12 @@ def load_hub_rows(release: str = DEFAULT_RELEASE):
         raise ValueError(f"unknown LiveCodeBench release {release!r}; known: {', '.join(RELEASE_FILES)}")
     import datasets
 
-    files = [f"hf://datasets/{HUB_DATASET}/{name}" for name in RELEASE_FILES[release]]
+    files = [f"{HUB_FILES}/{name}" for name in RELEASE_FILES[release]]
     data = datasets.load_dataset("json", data_files={"test": files}, split="test")
     missing = [c for c in COLUMNS if c not in data.column_names]
     if missing:
         raise ValueError(f"{HUB_DATASET} {release}: columns {missing} missing (found {data.column_names})")
     return data.select_columns(list(COLUMNS))
-
-
-def question_prompt(problem: Problem) -> str:
-    """LiveCodeBench's generic instruct user turn (follows ``SYSTEM_MESSAGE``)."""
-    prompt = f"### Question:\n{problem.content}\n\n"
-    if problem.starter_code:
-        prompt += f"### Format: {FORMAT_WITH_STARTER_CODE}\n```python\n{problem.starter_code}\n```\n\n"
-    else:
-        prompt += f"### Format: {FORMAT_WITHOUT_STARTER_CODE}\n```python\n# YOUR CODE HERE\n```\n\n"
-    return prompt + "### Answer: (use the provided format with backticks)\n\n"
 
 
 def extract_code(completion: str) -> str | None:
@@ -258,34 +288,105 @@ def extract_code(completion: str) -> str | None:
     return "\n".join(lines[fences[-2] + 1:fences[-1]])
 
 
-NO_CODE = Verdict(False, "no_code", 0, 0, None, "no fenced code block in the completion")
+def extract_program(completion: str, style: PromptStyle | None = None) -> str | None:
+    """The program in ``completion`` as LiveCodeBench takes it for ``style`` (default generic): the
+    whole output, stripped, for base models (None if empty), else ``extract_code``."""
+    if style is not None and style.whole_output_is_code:
+        return completion.strip() or None
+    return extract_code(completion)
 
 
-def grade_completions(problems: list[Problem], completions: list[str], grader: Grader | None = None,
-                      workers: int | None = None) -> list[Verdict]:
-    """Pass/fail of each completion's extracted program on its problem's tests, in parallel."""
-    if len(problems) != len(completions):
-        raise ValueError(f"{len(problems)} problems but {len(completions)} completions")
+NO_CODE = Verdict(False, "no_code", 0, 0, None, "no program in the completion (no fenced code block)")
+
+
+def grade_programs(problems: list[Problem], programs: list[str | None], grader: Grader | None = None,
+                   workers: int | None = None) -> list[Verdict]:
+    """Pass/fail of each program on its problem's tests, in parallel; None (no program) -> NO_CODE."""
+    if len(problems) != len(programs):
+        raise ValueError(f"{len(problems)} problems but {len(programs)} programs")
     grader = grader or Grader()
-    programs = [extract_code(c) for c in completions]
     jobs = [(program, p.tests(), p.fn_name) for p, program in zip(problems, programs) if program is not None]
     graded = iter(grader.grade_many(jobs, workers))
     return [next(graded) if program is not None else NO_CODE for program in programs]
 
 
-# -- lm-eval glue (the task's utils.py only forwards to these) ----------------------------------------
+# -- lm-eval glue (the tasks' utils.py only forward to these) ----------------------------------------
+
+# The docs column naming each doc's prompt style (``lcb_prompts``), added by ``task_dataset``.
+STYLE_COLUMN = "lcb_prompt"
+# The task grader's isolation (auto | bwrap | unshare | guard: "guard" accepts running without
+# kernel isolation), semantics (lcb | intent) and seconds per test; each logged verdict records the
+# isolation and semantics it was graded with.
+SANDBOX_ENV, SEMANTICS_ENV, TIMEOUT_ENV = "AUTOJUDGE_SANDBOX", "AUTOJUDGE_LCB_SEMANTICS", "AUTOJUDGE_LCB_TIMEOUT"
 
 
-def doc_prompt(doc: dict) -> str:
-    """The user turn for an lm-eval doc (a dataset row)."""
-    return question_prompt(problem_from_row(doc, f"problem {doc.get('question_id')!r}"))
+def task_grader() -> Grader:
+    """The tasks' grader, configured by $AUTOJUDGE_SANDBOX, $AUTOJUDGE_LCB_SEMANTICS and
+    $AUTOJUDGE_LCB_TIMEOUT (seconds per test, default LiveCodeBench's 6)."""
+    timeout = os.environ.get(TIMEOUT_ENV) or None
+    try:
+        seconds = {} if timeout is None else {"timeout": float(timeout)}
+    except ValueError:
+        raise ValueError(f"${TIMEOUT_ENV}={timeout!r} is not a number of seconds") from None
+    return Grader(isolation=os.environ.get(SANDBOX_ENV) or "auto", semantics=os.environ.get(SEMANTICS_ENV) or "lcb",
+                  **seconds)
+
+
+def check_task_sandbox() -> str:
+    """The isolation level the task grader will use; SandboxUnavailable naming the fix when it
+    cannot run here. Called when a task loads its docs, so a missing sandbox fails in seconds,
+    before any generation."""
+    try:
+        return task_grader().level()
+    except SandboxUnavailable as err:
+        raise SandboxUnavailable(f"the LiveCodeBench task grades generated programs in a sandbox, checked before "
+                                 f"any generation: {err}") from None
+
+
+def task_style(lcb_prompt: str = AUTO, pretrained: str | None = None, preset: str | None = None) -> PromptStyle:
+    """The prompt style a task run asks for (``--metadata '{"lcb_prompt": ...}'``, default the task
+    YAML's "auto"): a style name, or "auto" = LiveCodeBench's choice for the model (``pretrained``,
+    or the target of ``preset``; on the lm_eval CLI both come from model_args), generic for a model
+    not in its list, none named, or a preset unknown here (the model itself reports that)."""
+    model = pretrained
+    if lcb_prompt == AUTO and not model and preset:
+        from .models import resolve_preset
+
+        try:
+            model = resolve_preset(preset).target
+        except ValueError:
+            model = None
+    return resolve_style(lcb_prompt, model)
+
+
+def task_dataset(rows, style: PromptStyle):
+    """The task's DatasetDict: ``rows`` (a ``datasets.Dataset`` or a list of row dicts) as split
+    "test", with ``STYLE_COLUMN`` = ``style.name`` on every doc."""
+    import datasets
+
+    data = rows if isinstance(rows, datasets.Dataset) else datasets.Dataset.from_list(list(rows))
+    return datasets.DatasetDict({"test": data.add_column(STYLE_COLUMN, [style.name] * len(data))})
+
+
+def doc_style(doc: dict) -> PromptStyle:
+    """The prompt style of an lm-eval doc (``STYLE_COLUMN``; generic for a row without it)."""
+    return resolve_style(doc.get(STYLE_COLUMN) or DEFAULT_STYLE)
+
+
+def doc_prompt(doc: dict) -> Prompt:
+    """The ``lcb_prompts.Prompt`` of an lm-eval doc (a dataset row), in the doc's style."""
+    return doc_style(doc).build(problem_from_row(doc, f"problem {doc.get('question_id')!r}"))
 
 
 def grade_docs(resps: list[list[str]], docs: list[dict], grader: Grader | None = None) -> list[list[dict]]:
-    """lm-eval filter: every response of every doc -> its verdict as a dict, graded in parallel."""
-    problems = [problem_from_row(doc, f"problem {doc.get('question_id')!r}") for doc in docs]
-    flat = [(p, r) for p, rs in zip(problems, resps) for r in rs]
-    verdicts = iter(grade_completions([p for p, _ in flat], [r for _, r in flat], grader))
+    """lm-eval filter: every response of every doc -> its verdict as a dict (the program taken as
+    the doc's style says), graded in parallel."""
+    problems, programs = [], []
+    for doc, rs in zip(docs, resps):
+        problem, style = problem_from_row(doc, f"problem {doc.get('question_id')!r}"), doc_style(doc)
+        problems += [problem] * len(rs)
+        programs += [extract_program(r, style) for r in rs]
+    verdicts = iter(grade_programs(problems, programs, grader))
     return [[next(verdicts).to_dict() for _ in rs] for rs in resps]
 
 

@@ -1,41 +1,50 @@
-"""The isolation layer of the grader: starts ``sandbox_driver.py`` for one untrusted program in a
-sandbox, talks to it, and tears the sandbox down (every process of it killed) whatever happened.
+"""The isolation layer of the grader: starts ``sandbox_driver.py`` in a sandbox, runs sessions (one
+untrusted program each, in a fork of the driver) in it, and tears it down (every process of it
+killed) whatever happened. Kernel sandboxes are kept for the next program (``POOL``).
 
 Isolation levels (``ISOLATIONS``):
 - ``bwrap`` (bubblewrap) and ``unshare`` (util-linux; as root or with user namespaces): kernel
   isolation. The program gets its own user (no capabilities), PID, network (a loopback of its own,
-  nothing outside), mount, IPC and UTS namespaces; a read-only view of /usr (and the Python
-  installation's directories, if outside /usr), the driver file, /dev and its own /proc; a fresh
-  tmpfs working directory (/work) and an empty private /tmp, each ``disk_mb`` in size (the only
-  writable places); no view of the repository, the task data, home directories, the grader's
-  processes or environment (a minimal fixed environment). When the sandbox's PID namespace ends,
-  every process in it dies, and its tmpfs are gone: nothing survives, nothing needs cleaning.
+  nothing outside), mount, IPC and UTS namespaces; a read-only view of /usr, the driver file, /dev,
+  its own /proc and the Python installation the user's interpreter needs (``interpreter``: the base
+  interpreter of a venv, its prefix, shared library and site-packages, mounted read-only at their
+  own paths after the tmpfs, so an interpreter under /tmp works too); a tmpfs working directory
+  (/work) and a private /tmp, each ``disk_mb`` in size (the only writable places); no view of the
+  repository, the task data, home directories, the grader's processes or environment (a minimal
+  fixed environment). Between two programs the driver kills every process of the sandbox but its
+  init and itself, empties /work and /tmp and checks System V IPC and keys; a sandbox it cannot
+  restore is retired. When a sandbox is closed its PID namespace ends: every process in it dies,
+  and its tmpfs are gone.
 - ``guard``: no kernel isolation. The driver runs in a fresh session in a temporary directory with
-  the in-process audit-hook guard (``sandbox_driver.install_guard``) and a /proc watchdog. Not a
-  security boundary; used only when the user asks for it explicitly.
+  the in-process audit-hook guard (``sandbox_driver.install_guard``) and a /proc watchdog; one
+  sandbox per program. Not a security boundary; used only when the user asks for it explicitly.
 
-Limits, every level: RLIMIT_AS (``memory_mb``, per process), RLIMIT_CPU, RLIMIT_FSIZE (``file_mb``),
-RLIMIT_NPROC, no core files; a cgroup (v2, else v1 memory + pids, where writable) caps the memory of
-all the program's processes together (``memory_mb`` + both tmpfs) and their number
+Limits, every level (set by the session's process, ``sandbox_driver.set_limits``): RLIMIT_AS
+(``memory_mb``, per process), RLIMIT_CPU, RLIMIT_FSIZE (``file_mb``; SIGXFSZ ignored: EFBIG),
+RLIMIT_NPROC, no core files; a cgroup (v2, else v1 memory + pids, where writable) caps the memory
+of all the sandbox's processes together (``memory_mb`` + both tmpfs) and their number
 (``processes``); without a pids cgroup the grader counts the processes itself and stops the
 program past ``processes``. Wall time and output size are enforced by the caller
 (``Sandbox.receive``)."""
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
+import select
 import selectors
 import shutil
 import signal
+import socket
 import stat
 import subprocess
-import sys
-import sysconfig
 import tempfile
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +66,6 @@ class Limits:
     """Resource limits of one sandbox (see the module docstring)."""
 
     memory_mb: int
-    cpu_seconds: int
     file_mb: int
     disk_mb: int
     processes: int
@@ -65,23 +73,41 @@ class Limits:
 
 # -- what the sandbox shows of the Python installation ------------------------------------------------------
 
+LAYOUT_CODE = ("import json, os, site, sys, sysconfig; print(json.dumps({'executable': os.path.realpath(getattr(sys, "
+               "'_base_executable', '') or sys.executable), 'prefixes': [sys.base_prefix, sys.base_exec_prefix], "
+               "'libdir': sysconfig.get_config_var('LIBDIR') or '', 'site': site.getsitepackages()}))")
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """How a sandbox runs the user's ``python``: ``executable``, the real path of the base interpreter
+    (a venv's symlink or copy resolved); ``shown``, the directories mounted read-only at their own
+    paths (its prefixes, its shared library's directory, its site-packages; those under /usr are
+    there already); ``import_paths``, the site-packages directories the driver adds to sys.path
+    (no .pth processing)."""
+
+    executable: str
+    shown: tuple[str, ...]
+    import_paths: tuple[str, ...]
+
 
 @functools.lru_cache(maxsize=None)
-def python_layout(python: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(directories to show read-only, import paths for the driver) of the interpreter ``python``:
-    its prefixes and the real location of its executable; its site-packages (without .pth processing)."""
-    if os.path.realpath(python) == os.path.realpath(sys.executable):
-        info = {"prefixes": [sys.prefix, sys.base_prefix, sys.exec_prefix], "exe": os.path.realpath(sys.executable),
-                "paths": [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]}
-    else:
-        code = ("import sys, sysconfig, json, os; print(json.dumps({'prefixes': [sys.prefix, sys.base_prefix, "
-                "sys.exec_prefix], 'exe': os.path.realpath(sys.executable), 'paths': [sysconfig.get_paths()['purelib'], "
-                "sysconfig.get_paths()['platlib']]}))")
-        info = json.loads(subprocess.run([python, "-I", "-c", code], capture_output=True, text=True, check=True,
-                                         timeout=60).stdout)
-    dirs = {os.path.realpath(p) for p in info["prefixes"]} | {os.path.dirname(os.path.dirname(info["exe"]))}
-    shown = sorted(d for d in dirs if not (d == "/usr" or d.startswith("/usr/")) and d != "/")
-    return tuple(shown), tuple(dict.fromkeys(info["paths"]))
+def interpreter(python: str) -> Interpreter:
+    """The ``Interpreter`` of ``python`` (any location: a venv anywhere, /tmp included, conda, a
+    system python), asked of ``python`` itself; ValueError if it does not run."""
+    try:
+        run = subprocess.run([python, "-I", "-c", LAYOUT_CODE], capture_output=True, text=True, timeout=60)
+        info = json.loads(run.stdout)
+    except (OSError, ValueError, subprocess.TimeoutExpired) as err:
+        raise ValueError(f"cannot run the grading interpreter {python!r}: {err}") from None
+    executable = info["executable"]
+    site_dirs = [os.path.realpath(p) for p in info["site"] if os.path.isdir(p)]
+    wanted = {os.path.realpath(p) for p in info["prefixes"]} | {os.path.dirname(os.path.dirname(executable))}
+    wanted |= {os.path.realpath(info["libdir"])} if info["libdir"] and os.path.isdir(info["libdir"]) else set()
+    wanted |= set(site_dirs)
+    outside = [d for d in wanted if d != "/" and d != "/usr" and not d.startswith("/usr/")]
+    shown = sorted(d for d in outside if not any(d.startswith(other + "/") for other in outside))
+    return Interpreter(executable, tuple(shown), tuple(dict.fromkeys(site_dirs)))
 
 
 def _root_links() -> list[tuple[str, str | None]]:
@@ -96,33 +122,43 @@ def _root_links() -> list[tuple[str, str | None]]:
     return found
 
 
+def driver_layout(shown: tuple[str, ...]) -> str:
+    """The driver's JSON argument in a kernel sandbox: the directories it empties after each session
+    and the read-only mounts inside them that it keeps."""
+    scratch = ["/tmp", INSIDE_WORKDIR]
+    keep = [d for d in shown if any(d.startswith(s + "/") for s in scratch)]
+    return json.dumps({"scratch": scratch, "keep": keep})
+
+
 # -- launch commands ------------------------------------------------------------------------------------------
 
 
-def bwrap_command(python: str, limits: Limits, info_fd: int, fds: tuple[int, int]) -> list[str]:
-    shown, _ = python_layout(python)
+def bwrap_command(python: str, limits: Limits, info_fd: int, control_fd: int) -> list[str]:
+    found = interpreter(python)
     size = str(limits.disk_mb << 20)
     cmd = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534",
            "--disable-userns", "--die-with-parent", "--new-session", "--hostname", "sandbox",
            "--ro-bind", "/usr", "/usr"]
     for path, target in _root_links():
         cmd += ["--symlink", target, path] if target is not None else ["--ro-bind", path, path]
-    for path in shown:
-        cmd += ["--ro-bind", path, path]
     cmd += ["--ro-bind", str(DRIVER), INSIDE_DRIVER, "--proc", "/proc", "--dev", "/dev",
             "--size", size, "--perms", "1777", "--tmpfs", "/tmp", "--size", size, "--perms", "1777", "--tmpfs",
-            INSIDE_WORKDIR, "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", INSIDE_WORKDIR, "--clearenv"]
+            INSIDE_WORKDIR]
+    for path in found.shown:  # after the tmpfs: an interpreter under /tmp stays visible
+        cmd += ["--ro-bind", path, path]
+    cmd += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", INSIDE_WORKDIR, "--clearenv"]
     for key, value in ENV.items():
         cmd += ["--setenv", key, value]
-    return cmd + ["--info-fd", str(info_fd), "--", python, "-I", "-S", INSIDE_DRIVER, str(fds[0]), str(fds[1])]
+    return cmd + ["--info-fd", str(info_fd), "--", found.executable, "-I", "-S", INSIDE_DRIVER, str(control_fd),
+                  driver_layout(found.shown)]
 
 
 # Runs inside the new namespaces (as the namespace's root): builds the sandbox's root on a tmpfs at
 # $1, then chroots into it and drops every capability; a shell stays the namespace's init (PID 1,
-# which ignores signals it has no handler for) and the driver runs as its child.
+# which ignores signals it has no handler for) and the driver runs as its child (PID 2).
 UNSHARE_SETUP = r"""
 set -eu
-R=$1; DRIVER=$2; SIZE=$3; INODES=$4; PY=$5; FDIN=$6; FDOUT=$7; shift 7
+R=$1; DRIVER=$2; SIZE=$3; INODES=$4; PY=$5; FD=$6; LAYOUT=$7; shift 7
 robind() { mkdir -p "$R$2"; mount --bind "$1" "$R$2"; mount -o remount,bind,ro,nosuid,nodev "$R$2"; }
 mount -t tmpfs -o size=1m,mode=0755 sandbox-root "$R"
 robind /usr /usr
@@ -130,7 +166,6 @@ while [ "$1" != "--" ]; do
   if [ "$1" = link ]; then ln -s "$3" "$R$2"; else robind "$2" "$2"; fi; shift 3
 done
 shift
-for dir in "$@"; do robind "$dir" "$dir"; done
 mkdir -p "$R/sandbox" "$R/dev" "$R/proc" "$R/tmp" "$R/work"
 touch "$R/sandbox/driver.py"; mount --bind "$DRIVER" "$R/sandbox/driver.py"
 mount -o remount,bind,ro "$R/sandbox/driver.py"
@@ -138,25 +173,25 @@ for dev in null zero full random urandom; do touch "$R/dev/$dev"; mount --bind "
 ln -s /proc/self/fd "$R/dev/fd"
 mount -t tmpfs -o "size=$SIZE,nr_inodes=$INODES,mode=1777,nosuid,nodev" sandbox-tmp "$R/tmp"
 mount -t tmpfs -o "size=$SIZE,nr_inodes=$INODES,mode=1777,nosuid,nodev" sandbox-work "$R/work"
+for dir in "$@"; do robind "$dir" "$dir"; done
 mount -t proc -o nosuid,nodev,noexec proc "$R/proc"
 mount -o remount,ro "$R"
 cd "$R"
 exec /usr/sbin/chroot "$R" /usr/bin/setpriv --no-new-privs --inh-caps=-all --bounding-set=-all -- \
-  /bin/sh -c 'cd /work && "$@" & wait $!' sh "$PY" -I -S /sandbox/driver.py "$FDIN" "$FDOUT"
+  /bin/sh -c 'cd /work && "$@" & wait $!' sh "$PY" -I -S /sandbox/driver.py "$FD" "$LAYOUT"
 """
 
 
-def unshare_command(python: str, limits: Limits, root: str, fds: tuple[int, int]) -> list[str]:
-    shown, _ = python_layout(python)
+def unshare_command(python: str, limits: Limits, root: str, control_fd: int) -> list[str]:
+    found = interpreter(python)
     links = []
     for path, target in _root_links():
         links += ["link", path, target] if target is not None else ["dir", path, "-"]
     inodes = str(max(4096, limits.disk_mb * 1024))
     return ([shutil.which("unshare") or "unshare", "--user", "--map-root-user", "--pid", "--fork", "--kill-child",
              "--mount", "--net", "--ipc", "--uts", "--cgroup", "--propagation", "private", "--", "/bin/sh", "-c",
-             UNSHARE_SETUP, "sh", root, str(DRIVER), str(limits.disk_mb << 20), inodes, python, str(fds[0]),
-             str(fds[1])] + links + ["--"]
-            + list(shown))
+             UNSHARE_SETUP, "sh", root, str(DRIVER), str(limits.disk_mb << 20), inodes, found.executable,
+             str(control_fd), driver_layout(found.shown)] + links + ["--"] + list(found.shown))
 
 
 # -- cgroups --------------------------------------------------------------------------------------------------
@@ -352,16 +387,15 @@ def probe(isolation: str, python: str) -> str:
     tool = "bwrap" if isolation == "bwrap" else "unshare"
     if shutil.which(tool) is None:
         return f"{tool} is not installed"
-    limits = Limits(memory_mb=1024, cpu_seconds=30, file_mb=1, disk_mb=1, processes=16)
+    limits = Limits(memory_mb=1024, file_mb=1, disk_mb=1, processes=16)
     try:
         box = Sandbox(isolation, limits, python)
-    except OSError as err:
+    except (OSError, ValueError) as err:
         return f"{tool} could not start: {err}"
     try:
-        box.send({"probe": True})
-        reply, why = box.receive(time.monotonic() + 60, 1 << 16)
+        reply = box.control_message({"probe": True}, 60)
         if reply != {"probe": "ok"}:
-            return f"{tool} did not run the driver ({why or reply}): {box.stderr_tail().strip()[-500:]}"
+            return f"{tool} did not run the driver ({reply}): {box.launch_errors().strip()[-500:]}"
         return ""
     finally:
         box.close()
@@ -392,38 +426,42 @@ def resolve_isolation(requested: str, python: str) -> str:
 
 
 class Sandbox:
-    """The driver running in a sandbox of level ``isolation``; ``send``/``receive`` messages, then
-    ``close`` (kills every process of it; never raises). ``workdir``: the program's working directory
-    as the driver sees it."""
+    """The driver running in a sandbox of level ``isolation``. A session (``start``, then
+    ``send``/``receive`` messages, then ``end``) is one fork of the driver with fresh pipes; a kernel
+    sandbox serves any number of sessions one after another, each starting as the first did
+    (``reusable`` says whether this one still can). ``close`` kills every process of the sandbox;
+    never raises. ``workdir``: the program's working directory as the driver sees it."""
 
     def __init__(self, isolation: str, limits: Limits, python: str, tmp_root: str | None = None):
-        self.isolation, self.limits = isolation, limits
+        self.isolation, self.limits, self.reusable = isolation, limits, isolation != "guard"
         # the cgroup also holds the launcher (bwrap or unshare), the namespace's init and the driver
         self.cgroup = Cgroup.create((limits.memory_mb + 2 * limits.disk_mb) << 20, limits.processes + 3) \
             if isolation != "guard" else None
-        self.host_dir = Path(tempfile.mkdtemp(prefix="autojudge-sandbox-", dir=tmp_root))
+        self.host_dir = Path(tempfile.mkdtemp(prefix="autojudge-sandbox-", dir=tmp_root)) \
+            if isolation != "bwrap" else None
         self.token = f"AUTOJUDGE_SANDBOX_{uuid.uuid4().hex}"
         self._stderr, self._buffer, self._closed, self._info_text = bytearray(), bytearray(), False, b""
+        self._launch_stderr = bytearray()
         self._since = _clock_ticks_now() - 1
         self.init_pid, self.ns_link = None, None
-        to_driver, self._commands = os.pipe()
-        self._replies, from_driver = os.pipe()
-        self._errors, err_w = os.pipe()
+        self._commands = self._replies = self._errors = None
+        self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._launch_errors, err_w = os.pipe()
         info_r, info_w = os.pipe()
-        fds = [to_driver, from_driver, info_w]
+        fds = [theirs.fileno(), info_w]
         try:
             if isolation == "bwrap":
-                cmd = bwrap_command(python, limits, info_w, (to_driver, from_driver))
+                cmd = bwrap_command(python, limits, info_w, theirs.fileno())
                 env, cwd = {"PATH": ENV["PATH"]}, "/"
             elif isolation == "unshare":
                 (self.host_dir / "root").mkdir()
-                cmd = unshare_command(python, limits, str(self.host_dir / "root"), (to_driver, from_driver))
-                env, cwd = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, "/"
+                cmd = unshare_command(python, limits, str(self.host_dir / "root"), theirs.fileno())
+                env, cwd = {**ENV, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, "/"  # the setup needs sbin
             else:
                 work = self.host_dir / "work"
                 work.mkdir(mode=0o700)
                 self.workdir = str(work)
-                cmd = [python, "-I", "-S", str(DRIVER), str(to_driver), str(from_driver)]
+                cmd = [python, "-I", "-S", str(DRIVER), str(theirs.fileno())]
                 env = {**ENV, "HOME": str(work), "TMPDIR": str(work), "AUTOJUDGE_SANDBOX": self.token}
                 cwd = str(work)
             if isolation != "guard":
@@ -436,17 +474,74 @@ class Sandbox:
                     cmd, stdin=null_in, stdout=null_out, stderr=err_w, pass_fds=fds, env=env, cwd=cwd,
                     start_new_session=True, close_fds=True)
         except BaseException:
-            for fd in (to_driver, from_driver, err_w, info_w, info_r, self._commands, self._replies, self._errors):
+            for fd in (err_w, info_w, info_r, self._launch_errors):
                 os.close(fd)
+            theirs.close()
+            self.control.close()
             self._release()
             raise
-        for fd in (to_driver, from_driver, err_w, info_w):
+        for fd in (err_w, info_w):
             os.close(fd)
+        theirs.close()
         self._info = info_r
-        for fd in (self._replies, self._errors, self._commands, self._info):
+        for fd in (self._info, self._launch_errors):
             os.set_blocking(fd, False)
 
-    # -- messages --
+    # -- control --
+
+    def control_message(self, message: dict, timeout: float, fds: tuple[int, ...] = ()) -> dict | None:
+        """Send ``message`` (with ``fds``) to the driver and wait up to ``timeout`` s for its answer
+        (none for "run"); None if the driver is gone or silent."""
+        try:
+            socket.send_fds(self.control, [json.dumps(message).encode("utf-8")], list(fds))
+            if "run" in message:
+                return {}
+            ready, _, _ = select.select([self.control], [], [], timeout)
+            data = self.control.recv(1 << 16) if ready else b""
+            reply = json.loads(data) if data else None
+        except (OSError, ValueError):
+            return None
+        return reply if isinstance(reply, dict) else None
+
+    def launch_errors(self) -> str:
+        """What the launcher and the driver wrote to stderr (not a session's output)."""
+        try:
+            while chunk := os.read(self._launch_errors, 1 << 16):
+                self._launch_stderr += chunk
+                del self._launch_stderr[:-STDERR_TAIL]
+        except OSError:
+            pass
+        return self._launch_stderr.decode("utf-8", "replace")
+
+    def start(self) -> bool:
+        """Start a session: a fresh fork of the driver with fresh pipes to talk to; False if the
+        driver is gone."""
+        to_child, self._commands = os.pipe()
+        self._replies, from_child = os.pipe()
+        self._errors, err_w = os.pipe()
+        self._stderr, self._buffer, self._too_many = bytearray(), bytearray(), False
+        try:
+            started = self.control_message({"run": True}, 0, (to_child, from_child, err_w)) is not None
+        finally:
+            for fd in (to_child, from_child, err_w):
+                os.close(fd)
+        for fd in (self._commands, self._replies, self._errors):
+            os.set_blocking(fd, False)
+        return started
+
+    def end(self) -> int | None:
+        """End the session: the driver kills its processes and, in a kernel sandbox, restores the
+        sandbox to its fresh state (else ``reusable`` becomes False). The session process's exit
+        status (-signal for a signal), or None if unknown. Never raises."""
+        reply = self.control_message({"end": True}, 30) or {}
+        self._drain_stderr()
+        for fd in (self._commands, self._replies, self._errors):
+            _close(fd)
+        self._commands = self._replies = self._errors = None
+        if reply.get("clean") != "" or self.memory_exceeded() or self.processes_exceeded():
+            self.reusable = False
+        status = reply.get("ended")
+        return status if isinstance(status, int) else None
 
     def send(self, message: dict, deadline: float | None = None) -> bool:
         """Write one message; False if the driver is gone or does not read before ``deadline``."""
@@ -533,6 +628,8 @@ class Sandbox:
         self._too_many = count > self.limits.processes + 2  # + the namespace's init and the driver
 
     def _drain_stderr(self) -> None:
+        if self._errors is None:
+            return
         try:
             while True:
                 chunk = os.read(self._errors, 1 << 16)
@@ -580,9 +677,10 @@ class Sandbox:
         Idempotent; never raises."""
         if self._closed:
             return ""
-        self._closed = True
+        self._closed, self.reusable = True, False
         problem = ""
         try:
+            self.control.close()
             if self.isolation == "guard":
                 self._kill_guarded()
             else:
@@ -605,11 +703,8 @@ class Sandbox:
         except Exception as err:  # noqa: BLE001 -- teardown must not raise
             problem = f"teardown failed: {type(err).__name__}: {err}"
         finally:
-            for fd in (self._commands, self._replies, self._errors, self._info):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            for fd in (self._commands, self._replies, self._errors, self._info, self._launch_errors):
+                _close(fd)
             problem = self._release() or problem
         return problem
 
@@ -629,13 +724,72 @@ class Sandbox:
             time.sleep(0.005)
 
     def _release(self) -> str:
-        problem = ""
         if self.cgroup is not None:
             self.cgroup.kill(1.0)
             self.cgroup.remove()
+        if self.host_dir is None:
+            return ""
         if self.isolation == "unshare":  # the root mount point: empty here (the mount lived in the namespace)
             try:
                 (self.host_dir / "root").rmdir()
             except OSError:
                 pass
-        return remove_tree(self.host_dir) or problem
+        return remove_tree(self.host_dir)
+
+
+def _close(fd: int | None) -> None:
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+# -- sandboxes kept for reuse ---------------------------------------------------------------------------------
+
+
+class Pool:
+    """Idle kernel sandboxes, kept per (isolation, limits, python, tmp_root) for the next session:
+    starting a sandbox costs ~0.1-0.3 s, a session in a running one a fork. ``acquire`` gives an idle
+    one or a new one, ``release`` keeps it if it is still ``reusable`` (else closes it); guard-level
+    sandboxes are never kept. ``close`` ends every idle sandbox (also at interpreter exit)."""
+
+    def __init__(self):
+        self._idle: dict[tuple, list[Sandbox]] = {}
+        self._lock = threading.Lock()
+        # Sandboxes are started by one long-lived thread: bwrap's --die-with-parent (PR_SET_PDEATHSIG)
+        # fires when the thread that started it ends, e.g. a worker of grade_many's thread pool.
+        self._launcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autojudge-sandbox-launcher")
+
+    def acquire(self, isolation: str, limits: Limits, python: str, tmp_root: str | None) -> Sandbox:
+        key = (isolation, limits, python, tmp_root)
+        with self._lock:
+            idle = self._idle.get(key, [])
+            box = idle.pop() if idle else None
+        if box is not None and box.proc.poll() is None:
+            box.key = key
+            return box
+        if box is not None:
+            box.close()
+        box = self._launcher.submit(Sandbox, isolation, limits, python, tmp_root).result()
+        box.key = key
+        return box
+
+    def release(self, box: Sandbox) -> str:
+        """Keep ``box`` for reuse, or close it; "" or what its teardown could not clean up."""
+        if box.reusable and box.proc.poll() is None:
+            with self._lock:
+                self._idle.setdefault(box.key, []).append(box)
+            return ""
+        return box.close()
+
+    def close(self) -> None:
+        with self._lock:
+            boxes = [box for idle in self._idle.values() for box in idle]
+            self._idle.clear()
+        for box in boxes:
+            box.close()
+
+
+POOL = Pool()
+atexit.register(POOL.close)

@@ -1,15 +1,23 @@
-"""Runs one untrusted program for ``autojudge_harness.grading``, inside the sandbox
-(``autojudge_harness.sandbox``): started as ``python -I -S sandbox_driver.py``, never imported by the
-grader. Standard library only.
+"""Runs untrusted programs for ``autojudge_harness.grading``, inside the sandbox
+(``autojudge_harness.sandbox``): started as ``python -I -S sandbox_driver.py CONTROL_FD [JSON]``,
+never imported by the grader. Standard library only.
 
-Protocol: newline-delimited JSON over two pipes, whose fds are the driver's two arguments (the
-grader's messages, this driver's replies). ``{"probe": true}`` is answered ``{"probe": "ok"}``.
+The driver serves sessions, one at a time, each in a fork of itself (``serve``). Control messages
+are JSON packets on a SOCK_SEQPACKET socket (fd CONTROL_FD): ``{"probe": true}`` is answered
+``{"probe": "ok"}``; ``{"run": true}`` carries three fds (the session's input pipe, reply pipe and
+stderr) and forks the session's process; ``{"end": true}`` kills it and is answered
+``{"ended": EXIT_STATUS, "clean": ""}`` (or what could not be restored). In a kernel sandbox (JSON
+gives the scratch directories) ``end`` kills every process of the sandbox but its init and the
+driver, empties /work and /tmp and checks System V IPC and keys, so the next session starts as the
+first did.
+
+A session speaks newline-delimited JSON over its two pipes:
 1. grader: ``{"setup": {...}}`` -- semantics ("lcb" | "intent"), kind ("stdio" | "call"), program,
    fn_name, timeout (s), limits {memory_bytes, cpu_seconds, file_bytes, processes}, output_bytes,
    int_max_str_digits, sys_path (extra import paths), guard (a working directory: install the
    in-process audit-hook guard, for the unisolated mode), stdout_file (intent mode).
-2. driver: ``{"ready": true}`` or a failure ``{"status": ..., "message": ...}``.
-3. grader: ``{"test": INPUT}``; driver: ``{"output": TEXT}`` (stdio), ``{"value": TOKENS}`` (call,
+2. session: ``{"ready": true}`` or a failure ``{"status": ..., "message": ...}``.
+3. grader: ``{"test": INPUT}``; session: ``{"output": TEXT}`` (stdio), ``{"value": TOKENS}`` (call,
    lcb: the typed encoding of ``encode_value``), ``{"json": TEXT}`` (call, intent) or a failure.
    Repeated until the grader stops sending (lcb) or after one test (intent).
 Failure statuses: compile_error, runtime_error, time_limit_exceeded, memory_limit_exceeded,
@@ -36,6 +44,7 @@ import os
 import resource
 import signal
 import sys
+import time
 import traceback
 import types
 
@@ -131,6 +140,9 @@ class Channel:
 
 
 def set_limits(limits):
+    """The program's rlimits: address space, file size, no core files, processes (of this user),
+    CPU seconds (soft; SIGKILL one second later); SIGXFSZ ignored, so that writing past the file-size
+    cap fails with EFBIG instead of killing the process."""
     for which, value in ((resource.RLIMIT_AS, limits["memory_bytes"]), (resource.RLIMIT_FSIZE, limits["file_bytes"]),
                          (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NPROC, limits["processes"])):
         resource.setrlimit(which, (value, value))
@@ -173,13 +185,6 @@ PATH_EVENTS = {"os.remove": (0,), "os.rmdir": (0,), "os.rename": (0, 1), "os.tru
 DIR_FD_ARGS = {"os.remove": (1,), "os.rmdir": (1,), "os.rename": (2, 3), "os.chmod": (2,), "os.chown": (3,),
                "os.mkdir": (2,), "os.utime": (3,), "shutil.rmtree": (1,)}
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
-
-
-def set_limits(spec):
-    for limit, value in ((resource.RLIMIT_AS, spec["memory_bytes"]), (resource.RLIMIT_FSIZE, spec["file_bytes"]),
-                         (resource.RLIMIT_CORE, 0)):
-        resource.setrlimit(limit, (value, value))
-    resource.setrlimit(resource.RLIMIT_CPU, (spec["cpu_seconds"], spec["cpu_seconds"] + 1))
 
 
 def install_guard(workdir):
@@ -465,13 +470,9 @@ def run_intent(setup, text):
         return {"output": fh.read().decode("utf-8", "replace")}
 
 
-def main():
-    channel = Channel(int(sys.argv[1]), int(sys.argv[2]))
-    message = channel.receive()
-    if message.get("probe"):
-        channel.send(probe="ok")
-        return
-    setup = message["setup"]
+def run_session(setup, channel):
+    """One session: the program of ``setup`` on the tests the grader sends (this process is the
+    session's fork of the driver; it is killed by the driver afterwards)."""
     set_limits(setup["limits"])
     sys.path.extend(p for p in setup["sys_path"] if os.path.isdir(p))
     sys.set_int_max_str_digits(setup["int_max_str_digits"])
@@ -499,6 +500,225 @@ def main():
         problem = reply.get("status")
 
 
+# -- the driver: one session at a time, each in a fork ------------------------------------------------------
+
+PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
+
+
+def prctl(option, value):
+    """``prctl(option, value)`` through libc; False where that is impossible (no ctypes)."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) == 0
+    except (ImportError, OSError, AttributeError):
+        return False
+
+
+def start_session(control, fds, pooled):
+    """Fork the session's process: it gets ``fds`` (the grader's messages, its replies, its stderr),
+    its own session and process group, and nothing else of the driver's (``control`` is closed);
+    ``pooled``: undo the driver's non-dumpable state (ctypes is imported only then: the guard level
+    refuses it to programs)."""
+    fd_in, fd_out, fd_err = fds
+    pid = os.fork()
+    if pid:
+        for fd in fds:
+            os.close(fd)
+        return pid
+    try:
+        control.close()
+        os.setsid()
+        os.dup2(fd_err, 2)
+        os.close(fd_err)
+        if pooled:
+            prctl(PR_SET_DUMPABLE, 1)
+        try:
+            with open("/proc/self/oom_score_adj", "w") as fh:  # the program, never the driver, is the OOM victim
+                fh.write("1000")
+        except OSError:
+            pass
+        channel = Channel(fd_in, fd_out)
+        message = channel.receive()
+        if message is not None:
+            run_session(message["setup"], channel)
+    finally:
+        os._exit(0)  # threads the program left running end here
+
+
+def kill_others(child):
+    """SIGKILL every process of this PID namespace but its init and the driver, until none is left
+    (a fork racing the signal is caught by the next round); (the session process's exit status as
+    ``subprocess`` reports it (-signal) or None, "" or which processes survived 10 s)."""
+    me, status, end = os.getpid(), None, time.monotonic() + 10
+    while True:
+        try:
+            os.kill(-1, signal.SIGKILL)  # all it may signal in its PID namespace but itself and init
+        except ProcessLookupError:
+            pass
+        status = reap(child, status)
+        left = [pid for pid in live_pids() if pid not in (1, me)]
+        if not left:
+            return reap(child, status), ""
+        if time.monotonic() > end:
+            return status, f"processes {left[:5]} survived SIGKILL"
+        time.sleep(0.001)
+
+
+def reap(child, status):
+    """Reap every ended child (the driver is the namespace's subreaper); ``child``'s status if seen."""
+    while True:
+        try:
+            pid, code = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return status
+        if pid == 0:
+            return status
+        if pid == child:
+            status = exit_status(code)
+
+
+def exit_status(code):
+    """A ``waitpid`` status as ``subprocess`` reports it: the exit code, or -signal."""
+    return -os.WTERMSIG(code) if os.WIFSIGNALED(code) else os.WEXITSTATUS(code)
+
+
+def kill_session(child):
+    """SIGKILL the session's process group (the guard level); its process's exit status, or None."""
+    if child is None:
+        return None
+    try:
+        os.killpg(child, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return exit_status(os.waitpid(child, 0)[1])
+
+
+def live_pids():
+    """PIDs in /proc that are not zombies."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as fh:
+                    state = fh.read().rsplit(b")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if state not in (b"Z", b"X"):
+                found.append(int(name))
+    return found
+
+
+def empty_directory(path, keep):
+    """Remove everything in ``path`` but the paths in ``keep`` (read-only mounts) and the directories
+    leading to them; "" or what could not be removed."""
+    try:
+        os.chmod(path, 0o1777)
+        for entry in os.scandir(path):
+            if entry.path in keep:
+                continue
+            if any(k.startswith(entry.path + "/") for k in keep):
+                problem = empty_directory(entry.path, keep)
+            else:
+                problem = remove(entry.path)
+            if problem:
+                return problem
+        left = sorted(set(os.listdir(path)) - {os.path.relpath(k, path).split("/")[0] for k in keep
+                                               if k.startswith(path + "/")})
+        return f"could not empty {path}: {left[:3]}" if left else ""
+    except (OSError, RecursionError) as err:
+        return f"could not empty {path}: {type(err).__name__}: {err}"
+
+
+def remove(path):
+    """Remove a file or a tree the program left (restoring the permissions it took away)."""
+    import shutil
+
+    def fix(func, name, _exc):
+        os.chmod(os.path.dirname(name), 0o700)
+        if os.path.isdir(name) and not os.path.islink(name):
+            os.chmod(name, 0o700)
+        func(name)
+
+    if os.path.isdir(path) and not os.path.islink(path):
+        os.chmod(path, 0o700)
+        shutil.rmtree(path, onerror=fix)
+    else:
+        os.unlink(path)
+    return ""
+
+
+def kernel_state():
+    """What a program could leave behind in the sandbox's kernel objects besides files and processes:
+    System V IPC objects and keys."""
+    state = []
+    for path in ("/proc/sysvipc/shm", "/proc/sysvipc/msg", "/proc/sysvipc/sem", "/proc/keys"):
+        try:
+            with open(path, "rb") as fh:
+                state.append(fh.read())
+        except OSError:
+            state.append(b"")
+    return state
+
+
+def clean(scratch, keep, baseline):
+    """Empty the ``scratch`` directories (but ``keep``) and check the kernel state against
+    ``baseline``; "" or what is left."""
+    for path in scratch:
+        problem = empty_directory(path, keep)
+        if problem:
+            return problem
+    return "the program left System V IPC objects or keys" if kernel_state() != baseline else ""
+
+
+def serve(control, scratch, keep):
+    """Answer the grader's control messages until it closes the socket: ``probe``; ``run`` (with the
+    session's three fds) forks a session; ``end`` ends it. With ``scratch`` directories (a kernel
+    sandbox: the driver is the only process of its PID namespace but its init), ``end`` kills every other process of the
+    sandbox, empties ``scratch`` (but ``keep``) and checks that no kernel state was left, so that
+    the next session starts as the first did; without (the guard level), it kills the session's
+    process and the grader then ends this driver."""
+    import socket
+
+    pooled = bool(scratch)
+    if pooled:
+        if os.getppid() != 1 or len(live_pids()) > 2:  # kill(-1) below must not reach beyond the sandbox
+            raise SystemExit("sandbox_driver: scratch directories given outside a fresh PID namespace")
+        prctl(PR_SET_DUMPABLE, 0)  # a program may not ptrace the driver or read its memory
+        prctl(PR_SET_CHILD_SUBREAPER, 1)
+    baseline, child = kernel_state(), None
+    while True:
+        data, fds, _flags, _addr = socket.recv_fds(control, 1 << 16, 3)
+        if not data:
+            return
+        message = json.loads(data)
+        if "probe" in message:
+            reply = {"probe": "ok"}
+        elif "run" in message and len(fds) == 3 and child is None:
+            child = start_session(control, fds, pooled)
+            continue
+        elif "end" in message:
+            status, problem = kill_others(child) if pooled else (kill_session(child), "")
+            child = None
+            problem = problem or (clean(scratch, keep, baseline) if pooled else "")
+            reply = {"ended": status, "clean": problem}
+        else:
+            reply = {"error": f"unexpected control message {str(message)[:100]}"}
+        control.send(json.dumps(reply).encode("utf-8"))
+
+
+def main():
+    """``sandbox_driver.py CONTROL_FD [JSON]``: JSON {"scratch": [...], "keep": [...]} for a kernel sandbox."""
+    import socket
+
+    layout = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
+    control = socket.socket(fileno=int(sys.argv[1]))
+    os.set_inheritable(control.fileno(), False)
+    for module in PRELUDE_MODULES + ("ast", "unittest.mock", "shutil", "subprocess"):  # once, not per session
+        __import__(module)
+    serve(control, layout.get("scratch", []), set(layout.get("keep", [])))
+
+
 if __name__ == "__main__":
     main()
-    os._exit(0)  # threads the program left running end here
+    os._exit(0)

@@ -7,7 +7,12 @@ the C grid; the chosen kind's judge file is written with the threshold that keep
 the important class on validation, plus the validation threshold table. Also writes a JSON
 report and a PNG (ROC curves; recall and accepted fraction vs threshold).
 
-    autojudge train --features MINED/features.safetensors --out NAME.safetensors
+The judge file records the features' dtype (the manifest's) and their provenance (a mining run or
+the official release, ``autojudge import``); ``--target-id``/``--draft-id`` record another name each
+model answers to. The feature kind defaults to what the named backend loads: DD-DT for ``hf``, DT for
+``vllm`` (which refuses DD-DT judges).
+
+    autojudge train --features MINED/features.safetensors --out NAME.safetensors [--backend vllm]
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .judge import save_judge, task_family
-from .mining.store import read_features
+from .judge import DTYPES, save_judge, task_family
+from .mining.store import read_features, read_provenance
 
 class TrainingDataError(ValueError):
     """Mined data a judge cannot be trained on (missing, malformed, too few questions or classes)."""
@@ -28,6 +33,7 @@ class TrainingDataError(ValueError):
 
 C_GRID = [10 ** (-k / 2) for k in range(1, 15)] + [1.0, 3.0, 10.0, 50.0, 100.0]
 FEATURE_KINDS = ("DT", "DD-DT")
+BACKEND_KINDS = {"hf": ("DD-DT", "DT"), "vllm": ("DT",)}   # the kinds each backend loads, its default first
 ARRAYS = ("features_target", "features_draft", "labels", "target_end", "question_ids", "positions")
 SMALL_VALIDATION = (10, 50)   # fewer validation questions / mismatches than this: the AUC and threshold are noisy
 TABLE_QUANTILES = np.linspace(0.0, 1.0, 26)
@@ -70,6 +76,32 @@ def questions_needed(question_ids: np.ndarray, labels: np.ndarray, val_fraction:
         return len(questions)
     per_side = math.ceil(math.log(miss) / math.log(1 - share))   # (1 - share) ** n <= miss
     return math.ceil(per_side / min(val_fraction, 1 - val_fraction))
+
+
+def feature_kind_for(backend: str, feature_kind: str | None) -> str:
+    """``feature_kind``, or the default of ``backend`` (``BACKEND_KINDS``); TrainingDataError when that
+    backend cannot load the kind asked for."""
+    if backend not in BACKEND_KINDS:
+        raise TrainingDataError(f"backend {backend!r} is not one of {', '.join(BACKEND_KINDS)}")
+    kinds = BACKEND_KINDS[backend]
+    if feature_kind is None:
+        return kinds[0]
+    if feature_kind not in kinds:
+        raise TrainingDataError(f"the {backend} backend loads {' or '.join(kinds)} judges only, not {feature_kind} "
+                                f"(give --feature-kind {kinds[0]}, or --backend hf for a {feature_kind} judge)")
+    return feature_kind
+
+
+def check_dtype(manifest: dict, dtype: str | None, where) -> None:
+    """TrainingDataError if the features were computed in another dtype than ``dtype`` (when given)."""
+    if dtype is None:
+        return
+    if dtype not in DTYPES:
+        raise TrainingDataError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    found = manifest.get("dtype")
+    if found != dtype:
+        raise TrainingDataError(f"{where}: features were computed in {found or 'an unrecorded dtype'}, not {dtype}; "
+                                f"mine them again with autojudge mine --dtype {dtype}, or drop --dtype")
 
 
 def split_by_question(question_ids: np.ndarray, val_fraction: float = 0.1, seed: int = 0):
@@ -145,16 +177,20 @@ def _subset(arrays: dict, mask: np.ndarray) -> dict:
 
 def train(features: str | Path, out: str | Path, feature_kind: str = "DD-DT", recall: float = 0.9,
           seed: int = 0, target_model: str | None = None, draft_model: str | None = None,
-          grid=C_GRID, question_ids=None, val_fraction: float = 0.1, keep_end_mismatches: bool = False) -> dict:
+          grid=C_GRID, question_ids=None, val_fraction: float = 0.1, keep_end_mismatches: bool = False,
+          dtype: str | None = None, target_model_id: str | None = None, draft_model_id: str | None = None) -> dict:
     """Fit both feature kinds, write ``out`` (judge), ``out``.report.json and ``out``.report.png.
     ``question_ids``: train on the mismatches of these questions only (e.g. LiveCodeBench's
     out-of-fold protocol); ``val_fraction``: share of those questions held out for validation;
     ``keep_end_mismatches``: also train on the mismatches the end guard decides (``guarded_rows``),
-    for the paper-exact protocol (decoding with end_guard=false)."""
+    for the paper-exact protocol (decoding with end_guard=false); ``dtype``: refuse features computed
+    in another dtype; ``target_model_id``/``draft_model_id``: another name the judge records for each model."""
     if feature_kind not in FEATURE_KINDS:
         raise TrainingDataError(f"feature kind {feature_kind!r} is not one of {FEATURE_KINDS}")
     arrays, manifest = load_features(features)
     check_pair(manifest, target_model, draft_model, features)
+    check_dtype(manifest, dtype, features)
+    provenance = read_provenance(features)
     if question_ids is not None:
         arrays = select_questions(arrays, question_ids, features)
     end_counts = {"end_mismatches": int(arrays["target_end"].sum()), "end_guard_excluded": 0}
@@ -205,6 +241,7 @@ def train(features: str | Path, out: str | Path, feature_kind: str = "DD-DT", re
                   for k, r in results.items()},
         "threshold_table": table,
         "pair": {k: manifest[k] for k in ("target_model", "draft_model", "dataset", "max_new_tokens")},
+        "dtype": manifest.get("dtype"), "provenance": _provenance_summary(provenance),
     }
     scaler, model = chosen["scaler"], chosen["model"]
     save_judge(out, feature_kind=feature_kind, target_hidden_size=manifest["target_hidden_size"],
@@ -213,13 +250,19 @@ def train(features: str | Path, out: str | Path, feature_kind: str = "DD-DT", re
                weight=model.coef_[0], bias=float(model.intercept_[0]), threshold=threshold,
                threshold_table=table,
                training={k: report[k] for k in ("features", "target_recall", "seed", "counts", "keep_end_mismatches",
-                                                "val_question_ids")}
+                                                "val_question_ids", "provenance")}
                | {"C": chosen["C"], "val_auc": chosen["val_auc"], "dataset": manifest["dataset"],
-                  "task_family": task_family(manifest.get("prompt")) or task_family(manifest["dataset"])})
+                  "task_family": task_family(manifest.get("prompt")) or task_family(manifest["dataset"])},
+               dtype=manifest.get("dtype"), target_model_id=target_model_id, draft_model_id=draft_model_id)
     out = Path(out)
     out.with_suffix(".report.json").write_text(json.dumps(report, indent=2))
     plot_report(results, labels[val_mask], table, threshold, out.with_suffix(".report.png"))
     return report
+
+
+def _provenance_summary(provenance: dict) -> dict:
+    """Where the features came from, without the official import's per-question name map."""
+    return {k: v for k, v in provenance.items() if k != "question_names"}
 
 
 def plot_report(results: dict, val_labels: np.ndarray, table: list, threshold: float, path: Path) -> None:
@@ -255,8 +298,15 @@ def configure_parser(p) -> None:
                 "counts, threshold table) and OUT.report.png (ROC curves; recall and accepted share vs threshold).")
     p.add_argument("--features", required=True, help="mined features.safetensors (autojudge mine --merge)")
     p.add_argument("--out", required=True, help="judge file to write (.safetensors)")
-    p.add_argument("--feature-kind", default="DD-DT", choices=FEATURE_KINDS,
-                   help="judge features: DT (target hidden state) or DD-DT ([draft ; target], default)")
+    p.add_argument("--backend", default="hf", choices=tuple(BACKEND_KINDS),
+                   help="the backend the judge is for; the feature kind defaults to what it loads (hf: DD-DT, vllm: DT)")
+    p.add_argument("--feature-kind", choices=FEATURE_KINDS, help="DT (target hidden state) or DD-DT ([draft ; target]); "
+                   "default: the backend's")
+    p.add_argument("--dtype", choices=DTYPES, help="refuse features computed in another dtype (the judge records "
+                   "the features' dtype either way; autojudge_vllm warns when its engine runs another)")
+    p.add_argument("--target-id", help="another name the judge records for the target (e.g. the hub id of the local "
+                   "copy the features were mined with); autojudge_hf / autojudge_vllm accept either")
+    p.add_argument("--draft-id", help="another name the judge records for the draft")
     p.add_argument("--recall", type=float, default=0.9, help="validation recall of important mismatches to keep")
     p.add_argument("--seed", type=int, default=0, help="seed of the split by question (default 0)")
     p.add_argument("--target-model", help="refuse records mined with another target")
@@ -270,14 +320,17 @@ def configure_parser(p) -> None:
 
 def main(args) -> int:
     question_ids = json.loads(args.question_ids.read_text()) if args.question_ids else None
-    report = train(args.features, args.out, args.feature_kind, args.recall, args.seed, args.target_model,
+    feature_kind = feature_kind_for(args.backend, args.feature_kind)
+    report = train(args.features, args.out, feature_kind, args.recall, args.seed, args.target_model,
                    args.draft_model, question_ids=question_ids, val_fraction=args.val_fraction,
-                   keep_end_mismatches=args.keep_end_mismatches)
+                   keep_end_mismatches=args.keep_end_mismatches, dtype=args.dtype, target_model_id=args.target_id,
+                   draft_model_id=args.draft_id)
     for note in report["warnings"]:
         print(f"warning: {note}")
     for kind, r in report["kinds"].items():
         print(f"{kind}: best C={r['C']:.3g} val ROC-AUC={r['val_auc']:.4f} (train {r['train_auc']:.4f})")
     print(f"counts: {report['counts']}")
     print(f"threshold {report['threshold']:.4f}: {report['at_threshold']}")
-    print(f"wrote {args.out} and its .report.json / .report.png")
+    print(f"wrote {args.out} ({feature_kind}, {report['dtype'] or 'unrecorded'} features, data from "
+          f"{report['provenance'].get('source', 'an unrecorded source')}) and its .report.json / .report.png")
     return 0

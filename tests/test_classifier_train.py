@@ -12,7 +12,8 @@ from autojudge_harness.training import C_GRID, split_by_question, threshold_for_
 GRID = C_GRID[-8:]  # a short grid keeps the test quick
 
 
-def write_features(path, n_questions=30, per_question=12, ht=6, hd=4, labels=None, target="t", draft="d", ends=None):
+def write_features(path, n_questions=30, per_question=12, ht=6, hd=4, labels=None, target="t", draft="d", ends=None,
+                   dtype=None, provenance=None):
     rng = np.random.default_rng(0)
     n = n_questions * per_question
     y = rng.integers(0, 2, n) if labels is None else np.asarray(labels)
@@ -21,12 +22,13 @@ def write_features(path, n_questions=30, per_question=12, ht=6, hd=4, labels=Non
     ft[:, 0] += 2.0 * y  # the target's hidden state carries the label; the draft's a little
     fd[:, 1] += 0.5 * y
     manifest = {"target_model": target, "draft_model": draft, "target_hidden_size": ht, "draft_hidden_size": hd,
-                "dataset": "synthetic", "max_new_tokens": 16}
+                "dataset": "synthetic", "max_new_tokens": 16} | ({} if dtype is None else {"dtype": dtype})
+    metadata = {"manifest": json.dumps(manifest)} | ({} if provenance is None else {"provenance": json.dumps(provenance)})
     save_file({"features_target": ft, "features_draft": fd, "labels": y.astype(np.uint8),
                "target_end": np.zeros(n, np.uint8) if ends is None else np.asarray(ends, np.uint8),
                "question_ids": np.repeat(np.arange(n_questions), per_question).astype(np.int64),
                "positions": np.tile(np.arange(per_question), n_questions).astype(np.int64)},
-              str(path), metadata={"manifest": json.dumps(manifest)})
+              str(path), metadata=metadata)
     return path
 
 
@@ -106,3 +108,37 @@ def test_a_tiny_training_set_warns_with_its_validation_size(tmp_path):
     with pytest.warns(UserWarning, match=r"small validation set: 10 mismatches from 1 questions"):
         report = train(feats, tmp_path / "j.safetensors", grid=[1.0], val_fraction=0.1)
     assert report["warnings"] and report["val_question_ids"] == report["val_question_ids"][:1]
+
+
+def test_the_judge_records_dtype_provenance_and_model_ids(tmp_path):
+    feats = write_features(tmp_path / "f.safetensors", dtype="bfloat16",
+                           provenance={"source": "official", "origin": "org/data", "question_names": {"0": "q"}})
+    report = train(feats, tmp_path / "j.safetensors", "DT", grid=[1.0], dtype="bfloat16", target_model_id="org/t")
+    judge = load_judge(tmp_path / "j.safetensors")
+    assert (judge.dtype, judge.target_model_id, judge.draft_model_id) == ("bfloat16", "org/t", None)
+    assert judge.training["provenance"] == {"source": "official", "origin": "org/data"} == report["provenance"]
+    judge.check_models(6, 4, "org/t", "d")
+    with pytest.raises(ValueError, match=r"computed in bfloat16, not float32; mine them again with autojudge mine "
+                                         r"--dtype float32"):
+        train(feats, tmp_path / "k.safetensors", grid=[1.0], dtype="float32")
+    unrecorded = write_features(tmp_path / "old.safetensors")    # written before dtype and provenance
+    train(unrecorded, tmp_path / "old-judge.safetensors", grid=[1.0])
+    old = load_judge(tmp_path / "old-judge.safetensors")
+    assert old.dtype is None and old.training["provenance"] == {}
+
+
+def test_the_feature_kind_defaults_to_what_the_backend_loads(tmp_path, capsys):
+    from autojudge_harness.cli import main
+    from autojudge_harness.training import TrainingDataError, feature_kind_for
+
+    assert (feature_kind_for("hf", None), feature_kind_for("vllm", None), feature_kind_for("hf", "DT")) == \
+        ("DD-DT", "DT", "DT")
+    with pytest.raises(TrainingDataError, match=r"the vllm backend loads DT judges only, not DD-DT \(give "
+                                                r"--feature-kind DT, or --backend hf for a DD-DT judge\)"):
+        feature_kind_for("vllm", "DD-DT")
+    feats = write_features(tmp_path / "f.safetensors", dtype="float32")
+    assert main(["train", "--features", str(feats), "--out", str(tmp_path / "v.safetensors"), "--backend", "vllm"]) == 0
+    assert load_judge(tmp_path / "v.safetensors").feature_kind == "DT"
+    assert "(DT, float32 features, data from an unrecorded source)" in capsys.readouterr().out
+    assert main(["train", "--features", str(feats), "--out", str(tmp_path / "h.safetensors")]) == 0
+    assert load_judge(tmp_path / "h.safetensors").feature_kind == "DD-DT"

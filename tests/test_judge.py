@@ -108,3 +108,77 @@ def test_check_models_names_mismatches(tmp_path):
         judge.check_models(8, 7)
     with pytest.raises(JudgeFileError, match="target model 'other'"):
         judge.check_models(8, 6, "other", "d")
+
+
+def test_optional_keys_round_trip_and_old_files_stay_valid(tmp_path):
+    judge = load_judge(write_judge(tmp_path / "new.safetensors", dtype="bfloat16", target_model_id="org/t"))
+    assert (judge.dtype, judge.target_model_id, judge.draft_model_id) == ("bfloat16", "org/t", None)
+    old = load_judge(write_judge(tmp_path / "old.safetensors"))   # written without the optional keys
+    assert (old.dtype, old.target_model_id) == (None, None)
+    from autojudge_harness.resources import shipped_classifier
+
+    shipped = load_judge(shipped_classifier("smollm2-135m-gsm8k.safetensors"))
+    assert shipped.dtype is None and shipped.target_model == "embedded:SmolLM2-135M-Instruct"
+    with pytest.raises(JudgeFileError, match="dtype 'int8' is not one of"):
+        write_judge(tmp_path / "bad.safetensors", dtype="int8")
+    with pytest.raises(JudgeFileError, match="draft_model_id must be a non-empty string"):
+        write_judge(tmp_path / "bad.safetensors", draft_model_id="")
+
+
+def test_local_copies_and_recorded_ids_fit_and_a_mismatch_names_the_override(tmp_path):
+    from autojudge_harness.judge import model_names
+
+    judge = load_judge(write_judge(tmp_path / "j.safetensors", target_model="org/target", draft_model="org/draft"))
+    snapshot = tmp_path / "hub" / "models--org--target" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    judge.check_models(8, 6, str(snapshot), "org/draft")              # a hub-cache copy names its hub id
+    named = tmp_path / "named-copy"
+    named.mkdir()
+    (named / "config.json").write_text(json.dumps({"_name_or_path": "org/draft"}))
+    judge.check_models(8, 6, "org/target", str(named))                # so does a config's _name_or_path
+    assert model_names(f"{snapshot}/layers:4+exit") >= {"org/target/layers:4+exit"}
+    plain = tmp_path / "plain-copy"
+    plain.mkdir()
+    (plain / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    with pytest.raises(JudgeFileError, match=r"target model '.*plain-copy' != judge's 'org/target' \(a local "
+                                             r"directory that names no hub id.*--target-id .*plain-copy"):
+        judge.check_models(8, 6, str(plain), "org/draft")
+    recorded = load_judge(write_judge(tmp_path / "r.safetensors", target_model="org/target",
+                                      target_model_id=str(plain)))
+    recorded.check_models(8, 6, str(plain), "d")                      # the override: a recorded model id
+    recorded.check_models(8, 6, "org/target", "d")
+    with pytest.raises(JudgeFileError, match="draft model 'x' != judge's 'd'"):
+        recorded.check_models(8, 6, "org/target", "x")
+
+
+def test_dtype_warning_and_the_vllm_check(tmp_path):
+    from autojudge_harness.judge import dtype_warning
+    from autojudge_harness.settings import AcceptanceSettings
+    from autojudge_harness.vllm_ext.settings import load_vllm_judge
+
+    assert dtype_warning("float32", torch.float32) is None and dtype_warning(None, torch.bfloat16) is None
+    note = dtype_warning("float32", torch.bfloat16)
+    assert note.startswith("the judge was trained on float32 features but the engine runs bfloat16")
+    assert "dtype=float32" in note and "autojudge mine --dtype bfloat16" in note
+    path = write_judge(tmp_path / "j.safetensors", dtype="float32")
+    settings = AcceptanceSettings(judge=str(path))
+    with pytest.warns(UserWarning, match="trained on float32 features but the engine runs bfloat16"):
+        load_vllm_judge(settings, 8, 6, engine_dtype=torch.bfloat16)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_vllm_judge(settings, 8, 6, engine_dtype=torch.float32)
+    wide = write_judge(tmp_path / "dd.safetensors", kind="DD-DT", training={"features": "run/features.safetensors"})
+    with pytest.raises(JudgeFileError, match=r"DT judges \(target hidden states\) only: train one with autojudge "
+                                             r"train --features run/features.safetensors --out .*dd-dt.safetensors "
+                                             r"--feature-kind DT"):
+        load_vllm_judge(AcceptanceSettings(judge=str(wide)), 8, 6)
+
+
+def test_a_local_copy_naming_another_model_says_which(tmp_path):
+    judge = load_judge(write_judge(tmp_path / "j.safetensors", target_model="org/target"))
+    other = tmp_path / "hub" / "models--org--other" / "snapshots" / "r1"
+    other.mkdir(parents=True)
+    with pytest.raises(JudgeFileError, match=r"\(a local directory that names 'org/other'\)"):
+        judge.check_models(8, 6, str(other), "d")

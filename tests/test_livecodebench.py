@@ -1,5 +1,6 @@
-"""LiveCodeBench data, prompt and extraction (autojudge_harness.livecodebench), the restricted
-unpickler, the bundled problems, and the lm-eval tasks (offline; the CLI run is marked slow)."""
+"""LiveCodeBench data and extraction (autojudge_harness.livecodebench; the prompts are in
+test_lcb_prompts, hub-typed data in test_lcb_hub), the restricted unpickler, the bundled problems,
+and the lm-eval tasks (offline; the CLI run is marked slow)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pytest
 
 from autojudge_harness import livecodebench as lcb
 from autojudge_harness.grading import Grader
+from autojudge_harness.lcb_prompts import STYLES
 from autojudge_harness.resources import tasks_path, bundled_problems
 
 TASKS = tasks_path()
@@ -85,25 +87,11 @@ def test_private_test_decoding_errors(monkeypatch):
         lcb.decode_private_tests(encode_raw(pickle.dumps("x" * 5000)), "p5")
 
 
-# -- prompt and extraction -------------------------------------------------------------------------------
+# -- extraction -------------------------------------------------------------------------------------
 
 
 def bundled_problems() -> list[lcb.Problem]:
     return [lcb.problem_from_row(row) for row in lcb.read_lcb_jsonl(BUNDLED)]
-
-
-def test_prompt_format_both_styles():
-    problems = {p.question_id: p for p in bundled_problems()}
-    stdin, call = problems["lcbb01"], problems["lcbb07"]
-    assert lcb.question_prompt(stdin) == (
-        f"### Question:\n{stdin.content}\n\n### Format: Read the inputs from stdin solve the problem and write the "
-        "answer to stdout (do not directly test on the sample inputs). Enclose your code within delimiters as "
-        "follows. Ensure that when the python program runs, it reads the inputs, runs the algorithm and writes "
-        "output to STDOUT.\n```python\n# YOUR CODE HERE\n```\n\n### Answer: (use the provided format with backticks)\n\n")
-    assert lcb.question_prompt(call) == (
-        f"### Question:\n{call.content}\n\n### Format: You will use the following starter code to write the solution "
-        f"to the problem and enclose your code within delimiters.\n```python\n{call.starter_code}\n```\n\n"
-        "### Answer: (use the provided format with backticks)\n\n")
 
 
 def test_extract_code_takes_the_last_fenced_block():
@@ -132,7 +120,8 @@ def test_bundled_problems_load_and_reference_solutions_pass(tmp_path):
     grader = Grader(timeout=10.0, tmp_root=str(tmp_path))
     verdicts = grader.grade_many([(references[p.question_id], p.tests(), p.fn_name) for p in problems], workers=2)
     assert [v.status for v in verdicts] == ["passed"] * 10
-    wrong = lcb.grade_completions(problems[:2], ["```python\nprint(7)\n```", "no code here"], grader)
+    wrong = lcb.grade_programs(problems[:2], [lcb.extract_program(c) for c in ("```python\nprint(7)\n```", "none")],
+                               grader)
     assert [v.status for v in wrong] == ["wrong_answer", "no_code"] and wrong[0].tests_passed == 2
 
 
@@ -184,13 +173,12 @@ def test_tasks_config_and_scoring(manager, tmp_path):
     names = {"autojudge_lcb_bundled"} | {f"autojudge_lcb_release_v{i}" for i in range(1, 7)} | {"autojudge_lcb_release_latest"}
     assert names <= set(manager.all_tasks)
     task = manager.load(["autojudge_lcb_bundled"])["tasks"]["autojudge_lcb_bundled"]
-    assert task.UNSAFE_CODE and task.config.description == lcb.SYSTEM_MESSAGE
+    assert task.UNSAFE_CODE and not task.config.description  # the task class builds the prompt (test_lcb_prompts)
     assert task.config.generation_kwargs["do_sample"] is False and task.config.generation_kwargs["max_gen_toks"] == 256
     docs = list(task.eval_docs)
     messages = task.fewshot_context(docs[6], num_fewshot=0, apply_chat_template=True,
                                     chat_template=lambda m, add_generation_prompt=True: m)
-    assert messages == [{"role": "system", "content": lcb.SYSTEM_MESSAGE},
-                        {"role": "user", "content": lcb.question_prompt(lcb.problem_from_row(docs[6]))}]
+    assert messages == STYLES["generic"].build(lcb.problem_from_row(docs[6])).messages()
     references = builder().reference_solutions()
     resps = [[f"Here:\n```python\n{references[docs[0]['question_id']]}\n```"], ["```python\nprint(1)\n```"], ["none"]]
     from lm_eval.api.instance import Instance

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from autojudge_harness import sandbox
 from autojudge_harness.grading import Grader, Test
 from autojudge_harness.sandbox import DRIVER, probe
 
 REPO = Path(__file__).resolve().parents[1]
-MARKER = "autojudge-hostile-marker"
+MARKER = f"autojudge-hostile-marker-{os.getpid()}"  # this run's: other runs may share the machine
 SUM = "a, b = map(int, input().split())\nprint(a + b)\n"
 SUM_TESTS = [Test("3 4\n", "7\n"), Test("10 -5\n", "5\n")]
 LEVELS = [pytest.param(level, marks=pytest.mark.skipif(bool(probe(level, os.sys.executable)),
@@ -26,20 +27,59 @@ LEVELS = [pytest.param(level, marks=pytest.mark.skipif(bool(probe(level, os.sys.
           for level in ("bwrap", "unshare")]
 
 
-def sandbox_processes() -> list[str]:
-    """Live processes of any sandbox of this checkout: its driver (and forks of it), or a hostile
-    program's marked processes."""
-    found = []
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def idle_sandboxes() -> set[int]:
+    """The processes of the pool's idle sandboxes: launcher, namespace init, driver (nothing else)."""
+    found = set()
+    for boxes in sandbox.POOL._idle.values():
+        for box in boxes:
+            found.add(box.proc.pid)
+            for init in children(box.proc.pid):
+                found |= {init, *children(init)}
+    return found
+
+
+def parents() -> dict[int, int]:
+    found = {}
     for name in os.listdir("/proc"):
-        if not name.isdigit():
+        if name.isdigit():
+            try:
+                found[int(name)] = int(Path(f"/proc/{name}/stat").read_bytes().rsplit(b")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
+def descends_from_me(pid: int, parent: dict[int, int]) -> bool:
+    me = os.getpid()
+    while pid > 1:
+        pid = parent.get(pid, 0)
+        if pid == me:
+            return True
+    return False
+
+
+def sandbox_processes() -> list[str]:
+    """Live processes of this run's sandboxes but the idle ones kept for reuse: drivers (and forks of
+    them) started by this process, or a hostile program's processes marked with this run's marker."""
+    found, idle, parent = [], idle_sandboxes(), parents()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in idle:
             continue
         try:
             cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
             state = Path(f"/proc/{name}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
         except OSError:
             continue
-        if state not in (b"Z", b"X") and (b"/sandbox/driver.py" in cmdline or MARKER.encode() in cmdline
-                                          or str(DRIVER).encode() in cmdline):
+        driver = b"/sandbox/driver.py" in cmdline or str(DRIVER).encode() in cmdline
+        if state not in (b"Z", b"X") and ((driver and descends_from_me(int(name), parent))
+                                          or MARKER.encode() in cmdline):
             found.append(f"{name}: {cmdline[:200]!r}")
     return found
 
@@ -55,6 +95,7 @@ def grader(request, tmp_path):
     root.mkdir()
     yield Grader(timeout=1.0, memory_mb=256, disk_mb=16, output_mb=1, max_processes=16, isolation=request.param,
                  tmp_root=str(root))
+    sandbox.POOL.close()  # idle sandboxes are kept for reuse until then
     assert list(root.iterdir()) == [], "temporary directories left behind"
 
 

@@ -225,7 +225,7 @@ def test_worker_and_runner_refuse_bad_settings_before_touching_the_gpu(tmp_path)
     assert worker.autojudge_stats() == {"target_calls": 3}
 
 
-def bare_runner(settings, target_hidden=8, width=3):
+def bare_runner(settings, target_hidden=8, width=3, dtype=torch.float32):
     """An AutoJudgeModelRunner with just what load_model/sample use after vLLM's own load_model."""
     runner = object.__new__(AutoJudgeModelRunner)
     runner.autojudge = settings
@@ -236,6 +236,7 @@ def bare_runner(settings, target_hidden=8, width=3):
     runner.speculative_config = SimpleNamespace(
         **vars(spec_config(width)), draft_model_config=SimpleNamespace(get_hidden_size=lambda: 5, model="d"))
     runner.model_config = SimpleNamespace(get_hidden_size=lambda: target_hidden, model="/rewritten/by/vllm",
+                                          dtype=dtype,
                                           hf_text_config=SimpleNamespace(eos_token_id=2),
                                           try_get_generation_config=lambda: {"eos_token_id": [2, 7]})
     runner.rejection_sampler = RejectionSampler(runner.sampler, runner.speculative_config, runner.device,
@@ -282,6 +283,13 @@ def test_runner_installs_the_sampler_and_hands_over_hidden_states(tmp_path):
     assert stats["mode"] == "judge" and stats["target_calls"] == 2 and stats["draft_calls"] == 6
     assert stats["accepted_lenient"] == 0 and stats["judge_accepted_per_position"] == [0, 0, 0]
 
+    bf16_judge = str(save_judge(tmp_path / "bf16.safetensors", feature_kind="DT", target_hidden_size=8,
+                                draft_hidden_size=5, target_model="t", draft_model="d", mean=torch.zeros(8),
+                                scale=torch.ones(8), weight=torch.zeros(8), bias=0.0, threshold=0.25,
+                                threshold_table=[], training={}, dtype="bfloat16"))
+    with mock.patch.object(GPUModelRunner, "load_model"), \
+            pytest.warns(UserWarning, match="trained on bfloat16 features but the engine runs float32"):
+        bare_runner(AcceptanceSettings(judge=bf16_judge)).load_model()   # the engine's dtype against the judge's
     wide = bare_runner(AcceptanceSettings(judge=judge), target_hidden=4096)
     with mock.patch.object(GPUModelRunner, "load_model"), \
             pytest.raises(JudgeFileError, match="target hidden size 4096 != judge's 8"):

@@ -1,5 +1,9 @@
-"""Grading throughput benchmark: programs graded per second on ``--tests`` fast tests, and the time
-a hanging program takes, for each isolation level and semantics asked for.
+"""Grading throughput benchmark: programs graded per second on ``--tests`` fast tests, the
+per-program sandbox overhead (seconds per program and worker for a one-test program: sandbox start
+or session, teardown and one round trip), and the time a hanging program takes, for each isolation
+level and semantics asked for. Each row starts with no sandbox running. ``--differential`` instead
+times the grading of the LiveCodeBench differential suite's programs
+(``tests/fixtures/lcb_differential/time_lcb_runner.py`` times LiveCodeBench's own runner on them).
 
     python -m autojudge_harness.bench.grading --isolation bwrap unshare guard --semantics lcb intent
 
@@ -8,12 +12,16 @@ Prints one table row per (isolation, semantics); ``--json PATH`` also writes the
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from autojudge_harness.grading import Grader, SandboxUnavailable, Test
+from autojudge_harness.sandbox import POOL
 
 FAST = "a, b = map(int, input().split())\nprint(a + b)\n"
 HANG = "while True:\n    pass\n"
@@ -21,7 +29,8 @@ DEAF = "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.description = "Grading throughput (programs per second) and the time bound for hanging programs."
+    parser.description = ("Grading throughput (programs per second), the per-program sandbox overhead and the time "
+                          "bound for hanging programs.")
     parser.epilog = "Reads: nothing (its own generated programs and tests). Writes: the table on stdout."
     parser.add_argument("--isolation", nargs="+", default=["auto"], choices=["auto", "bwrap", "unshare", "guard"],
                         help="isolation levels to measure (default auto: the best available)")
@@ -32,6 +41,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None, help="grading threads (default: CPUs)")
     parser.add_argument("--timeout", type=float, default=6.0, help="per-test timeout in s (default 6, LiveCodeBench's)")
     parser.add_argument("--no-hang", action="store_true", help="skip the hanging-program timings")
+    parser.add_argument("--differential", action="store_true",
+                        help="instead: the wall time of grading the LiveCodeBench differential suite's programs "
+                             "(tests/fixtures/lcb_differential, a repository checkout; its recorded per-test timeout)")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
 
 
@@ -42,6 +54,10 @@ def _row(isolation: str, semantics: str, args: argparse.Namespace, tmp: str) -> 
     start = time.monotonic()
     verdicts = grader.grade_many([(FAST, tests, None)] * args.programs, workers=args.workers)
     row["programs_per_s"] = round(args.programs / (time.monotonic() - start), 2)
+    workers = args.workers or os.cpu_count() or 1
+    start = time.monotonic()
+    verdicts += grader.grade_many([(FAST, tests[:1], None)] * args.programs, workers=workers)
+    row["overhead_s"] = round((time.monotonic() - start) * workers / args.programs, 3)
     if not all(v.passed for v in verdicts):
         raise RuntimeError(f"a fast program failed: {next(v for v in verdicts if not v.passed)}")
     if not args.no_hang:
@@ -50,6 +66,27 @@ def _row(isolation: str, semantics: str, args: argparse.Namespace, tmp: str) -> 
             verdict = grader.grade(program, tests)
             row[name] = round(time.monotonic() - start, 2)
             row[name.replace("_s", "_status")] = verdict.status
+    POOL.close()
+    return row
+
+
+def _differential_row(isolation: str, args: argparse.Namespace, tmp: str) -> dict:
+    """Grade the differential suite's cases (as ``tests/test_lcb_differential.py``) and time it."""
+    fixtures = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "lcb_differential"
+    if not (fixtures / "cases.py").is_file():
+        raise RuntimeError(f"--differential needs the repository's {fixtures}")
+    spec = importlib.util.spec_from_file_location("lcb_differential_cases", fixtures / "cases.py")
+    cases = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cases)
+    timeout = json.loads((fixtures / "lcb_verdicts.json").read_text())["timeout"]
+    grader = Grader(timeout=timeout, isolation=isolation, tmp_root=tmp)
+    jobs = [(c["program"], [Test(i, o) for i, o in c["tests"]], c["fn_name"]) for c in cases.CASES]
+    row = {"isolation": grader.level(), "semantics": "lcb", "programs": len(jobs), "timeout": timeout}
+    start = time.monotonic()
+    verdicts = grader.grade_many(jobs, workers=args.workers, progress=True)
+    row["seconds"] = round(time.monotonic() - start, 2)
+    row["passed"] = sum(v.passed for v in verdicts)
+    POOL.close()
     return row
 
 
@@ -58,9 +95,10 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="autojudge-bench-") as tmp:
         for isolation in args.isolation:
-            for semantics in args.semantics:
+            for semantics in ["lcb"] if args.differential else args.semantics:
                 try:
-                    rows.append(_row(isolation, semantics, args, tmp))
+                    rows.append(_differential_row(isolation, args, tmp) if args.differential
+                                else _row(isolation, semantics, args, tmp))
                 except (SandboxUnavailable, RuntimeError) as err:
                     print(f"{isolation}/{semantics}: {err}", file=sys.stderr)
                     return 1

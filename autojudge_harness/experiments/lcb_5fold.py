@@ -36,7 +36,7 @@ from ..prompts import environment
 from ..settings import DEFAULT_WINDOW
 from .evaluation import run_lm_eval
 
-JSONL_ENV = "AUTOJUDGE_LCB_JSONL"
+JSONL_ENV, TIMEOUT_ENV = "AUTOJUDGE_LCB_JSONL", "AUTOJUDGE_LCB_TIMEOUT"  # read by the LiveCodeBench tasks
 FOLDS_FILE, RESULT_FILE, SUMMARY_FILE = "folds.json", "result.json", "lcb_5fold.json"
 
 
@@ -82,8 +82,9 @@ class LCBData:
 
 
 def load_data(data: str | None = None, release: str = "release_v5", limit: int | None = None) -> LCBData:
-    """A local JSONL file (``data``) or the hub ``release``; the first ``limit`` problems."""
-    from ..livecodebench import load_hub_rows, problem_from_row, read_lcb_jsonl
+    """A local JSONL file (``data``) or the hub ``release`` (rows as the hub's text, whatever types
+    ``datasets`` gave them); the first ``limit`` problems."""
+    from ..livecodebench import load_hub_rows, problem_from_row, read_lcb_jsonl, text_columns
     from ..mining.lcb import problems_digest
 
     if data is not None:
@@ -93,7 +94,8 @@ def load_data(data: str | None = None, release: str = "release_v5", limit: int |
         task, env = local_task(path)
     else:
         hub = load_hub_rows(release)
-        rows = [hub[i] for i in range(len(hub) if limit is None else min(limit, len(hub)))]
+        count = len(hub) if limit is None else min(limit, len(hub))
+        rows = [text_columns(hub[i], f"problem {i}") for i in range(count)]
         info = {"dataset": f"livecodebench/code_generation_lite {release}", "split": "test"}
         task, env = f"autojudge_lcb_{release}", {JSONL_ENV: None}
     rows = rows[:limit] if limit is not None else rows
@@ -113,10 +115,12 @@ def local_task(path: Path) -> tuple[str, dict]:
     return "autojudge_lcb_release_v5", {JSONL_ENV: str(path)}
 
 
-def evaluate(model_args: str, data: LCBData, doc_ids: Sequence[int], max_gen_toks: int | None, device: str) -> dict:
-    """One lm-eval run of ``autojudge_hf`` on docs ``doc_ids`` of the data's task; returns Pass@1,
-    the per-problem verdicts and the speed statistics."""
-    with environment(**data.task_env):
+def evaluate(model_args: str, data: LCBData, doc_ids: Sequence[int], max_gen_toks: int | None, device: str,
+             timeout: float) -> dict:
+    """One lm-eval run of ``autojudge_hf`` on docs ``doc_ids`` of the data's task, its programs
+    graded with ``timeout`` seconds per test; returns Pass@1, the per-problem verdicts and the speed
+    statistics."""
+    with environment(**data.task_env, **{TIMEOUT_ENV: f"{timeout:g}"}):
         results = run_lm_eval(model_args, data.task, samples={data.task: list(doc_ids)}, confirm_run_unsafe_code=True,
                               log_samples=True, gen_kwargs=f"max_gen_toks={max_gen_toks}" if max_gen_toks else None,
                               device=device)
@@ -156,11 +160,14 @@ def run(run_dir: Path, data: LCBData, target: str, draft: str, k: int = 5, seed:
         max_new_tokens: int = 2048, window: int = DEFAULT_WINDOW, threshold: float | None = None, feature_kind: str = "DD-DT",
         recall: float = 0.9, val_fraction: float = 0.1, lookahead: int | None = None, lossless_baseline: bool = True,
         device: str = "cpu", grader=None, progress: bool = True) -> dict:
-    """The whole protocol (module docstring); returns the merged result (also written to disk)."""
+    """The whole protocol (module docstring); returns the merged result (also written to disk).
+    ``grader`` (default ``Grader()``) grades mining and, through the task, evaluation."""
+    from ..grading import Grader
     from ..mining.lcb import mine_lcb
     from ..mining.store import MERGED_FEATURES, merge
     from ..models import load_pair
 
+    grader = grader or Grader()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ids = [p.question_id for p in data.problems]
@@ -178,7 +185,7 @@ def run(run_dir: Path, data: LCBData, target: str, draft: str, k: int = 5, seed:
     base_args = f"pretrained={target},draft={draft},window={window}"
     settings = {"target": target, "draft": draft, "window": window, "threshold": threshold,
                 "max_gen_toks": max_new_tokens, "feature_kind": feature_kind, "recall": recall,
-                "val_fraction": val_fraction, "seed": seed, "task": data.task}
+                "val_fraction": val_fraction, "seed": seed, "task": data.task, "timeout": grader.timeout}
     fold_results = []
     for fold, test_qids in enumerate(tqdm(folds, desc="folds", disable=not progress, dynamic_ncols=True)):
         fold_dir = run_dir / f"fold-{fold}"
@@ -195,7 +202,7 @@ def run(run_dir: Path, data: LCBData, target: str, draft: str, k: int = 5, seed:
         model_args = base_args + f",sample_stats_path={fold_dir / 'samples.jsonl'}"
         if classifier["status"] == "trained":
             model_args += f",judge={classifier['judge']}" + (f",threshold={threshold}" if threshold is not None else "")
-        evaluation = evaluate(model_args, data, [index[q] for q in test_qids], max_new_tokens, device)
+        evaluation = evaluate(model_args, data, [index[q] for q in test_qids], max_new_tokens, device, grader.timeout)
         result = {"fold": fold, "question_ids": test_qids, "train_questions": len(train_ids), "settings": settings,
                   "classifier": classifier, **evaluation}
         result_path.write_text(json.dumps(result, indent=1) + "\n")
@@ -210,7 +217,7 @@ def run(run_dir: Path, data: LCBData, target: str, draft: str, k: int = 5, seed:
             path.parent.mkdir(exist_ok=True)
             lossless = {"settings": settings, **evaluate(
                 base_args + f",sample_stats_path={path.parent / 'samples.jsonl'}", data, list(range(len(ids))),
-                max_new_tokens, device)}
+                max_new_tokens, device, grader.timeout)}
             path.write_text(json.dumps(lossless, indent=1) + "\n")
 
     summary = summarize(fold_results, lossless, folds_path, data, settings, mining, run_dir)
@@ -312,7 +319,7 @@ def configure_parser(parser) -> None:
     parser.add_argument("--lookahead", type=int, default=None,
                         help="mining look-ahead (default: 8 at batch size 1, 0 in a batch, as autojudge mine)")
     parser.add_argument("--no-lossless-baseline", action="store_true", help="skip the lossless run over all problems")
-    parser.add_argument("--timeout", type=float, default=6.0, help="grader: seconds per test")
+    parser.add_argument("--timeout", type=float, default=6.0, help="grader: seconds per test (mining and evaluation)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--threads", type=int, help="torch threads")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

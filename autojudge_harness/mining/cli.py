@@ -26,7 +26,10 @@ def configure_parser(ap) -> None:
     ap.add_argument("--preset", help="model pair preset, e.g. smollm2-135m")
     ap.add_argument("--target", help="target model reference (overrides the preset's)")
     ap.add_argument("--draft", help="draft model reference, e.g. layers:24 (overrides the preset's)")
-    ap.add_argument("--dtype", default="float32", help="model dtype (default float32)")
+    ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
+                    help="dtype both models run in; the features are computed in it, recorded in the manifest and "
+                    "in judges trained on them (train in the dtype the decoding engine runs: vLLM's default for "
+                    "bf16 checkpoints is bfloat16)")
     ap.add_argument("--device", default="cpu", help="torch device (default cpu)")
     ap.add_argument("--data", help="GSM8K-format JSONL (question, answer '#### N')")
     ap.add_argument("--dataset", help="hub dataset id (config 'main'), e.g. openai/gsm8k")

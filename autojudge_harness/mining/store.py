@@ -47,7 +47,10 @@ errors (ValueError naming the file and the problem).
 ``features.safetensors`` (merge): features_target (N, Ht) f32, features_draft (N, Hd) f32,
 labels (N,) u8 (1 = important), target_end (N,) u8 (1 = the target's token ends the response),
 question_ids (N,) i64, positions (N,) i64, target_tokens (N,) i64, draft_tokens (N,) i64; the manifest as JSON in the metadata key "manifest". ``merged.jsonl`` holds
-the question records with "feature_row" pointing into these arrays.
+the question records with "feature_row" pointing into these arrays. Metadata key "provenance" (JSON,
+``read_provenance``): where the rows came from -- {"source": "autojudge mine", "run": DIR} for a merge,
+{"source": "official", ...} for ``autojudge import`` (``mining.official``); files written before this
+key have none.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ MISMATCH_KEYS = ("position", "important", "target_token", "draft_token", "target
 SHARD_RE = re.compile(r"^shard-(\d+)-of-(\d+)$")
 RECORDS, FEATURES, MANIFEST = "records.jsonl", "features.f32", "manifest.json"
 MERGED_JSONL, MERGED_FEATURES = "merged.jsonl", "features.safetensors"
+MINED_SOURCE = "autojudge mine"
 
 
 def make_manifest(**fields) -> dict:
@@ -343,12 +347,25 @@ def missing_parts(dirs: list[Path], question_ids: set[int]) -> list[str]:
     return parts
 
 
+def write_features(path: Path, arrays: dict, manifest: dict, questions: int, provenance: dict) -> Path:
+    """Write a features file (arrays as in the module docstring; the manifest, question count and
+    provenance in its metadata), replacing ``path`` atomically."""
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".features-")
+    os.close(fd)
+    save_file(arrays, tmp, metadata={"manifest": json.dumps(manifest), "questions": str(questions),
+                                     "provenance": json.dumps(provenance)})
+    os.replace(tmp, path)
+    return path
+
+
 def merge(run_dir: Path) -> tuple[Path, Path]:
     """Consolidate all shards of ``run_dir`` into merged.jsonl + features.safetensors (atomic
     replace). Every shard must be valid and non-empty; duplicate question ids are an error. An
     incomplete run (``missing_parts``) is merged with a warning naming what is missing."""
-    from safetensors.numpy import save_file
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ValueError(f"{run_dir}: no such run directory")
@@ -394,10 +411,7 @@ def merge(run_dir: Path) -> tuple[Path, Path]:
     for k in ("question_ids", "positions", "target_tokens", "draft_tokens"):
         arrays[k] = np.asarray(cols[k], dtype=np.int64)
     jsonl, st = run_dir / MERGED_JSONL, run_dir / MERGED_FEATURES
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".merge-")
-    os.close(fd)
-    save_file(arrays, tmp, metadata={"manifest": json.dumps(manifest), "questions": str(len(items))})
-    os.replace(tmp, st)
+    write_features(st, arrays, manifest, len(items), {"source": MINED_SOURCE, "run": str(run_dir)})
     tmp_jsonl = run_dir / f".{MERGED_JSONL}.tmp"
     tmp_jsonl.write_text("".join(line + "\n" for line in lines))
     os.replace(tmp_jsonl, jsonl)
@@ -434,6 +448,18 @@ def read_features(path: Path) -> tuple[dict, dict]:
     if "manifest" not in meta:
         raise ValueError(f"{path}: no 'manifest' metadata (not a mined features file)")
     return arrays, json.loads(meta["manifest"])
+
+
+def read_provenance(path: Path) -> dict:
+    """The "provenance" metadata of a features file ({} for files written before it existed)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+    except Exception as err:  # safetensors raises its own error types
+        raise ValueError(f"{path}: not a readable safetensors file ({err})") from None
+    return json.loads(meta.get("provenance", "{}"))
 
 
 def load_merged(run_dir: Path, expected_manifest: dict | None = None) -> MinedDataset:

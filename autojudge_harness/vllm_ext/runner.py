@@ -70,7 +70,8 @@ class AutoJudgeModelRunner(GPUModelRunner):
         if settings.rule != "judge":
             return settings.build_rule()
         draft_config = self.speculative_config.draft_model_config
-        judge = load_vllm_judge(settings, self.model_config.get_hidden_size(), draft_config.get_hidden_size())
+        judge = load_vllm_judge(settings, self.model_config.get_hidden_size(), draft_config.get_hidden_size(),
+                                engine_dtype=self.model_config.dtype)
         return JudgeRule(judge, threshold=settings.resolved_threshold(judge))
 
     def sample(self, hidden_states: torch.Tensor, input_batch, grammar_output):

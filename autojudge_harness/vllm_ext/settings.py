@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -202,10 +203,11 @@ def refuse_missing_inputs(settings: AcceptanceSettings) -> None:
 
 
 def load_vllm_judge(settings: AcceptanceSettings, target_hidden_size: int, draft_hidden_size: int,
-                    target_model: str | None = None, draft_model: str | None = None) -> Judge:
+                    target_model: str | None = None, draft_model: str | None = None, engine_dtype=None) -> Judge:
     """The settings' judge file, validated for this backend and the models in use. Model names are
     compared on the driver only (as the user named them); workers pass None, because vLLM may have
     rewritten ``model_config.model`` by then (hub redirects, object storage, local snapshots).
+    Workers pass the engine's ``engine_dtype``: a warning when the judge's features had another.
 
     Only DT judges: a DD-DT feature needs the draft's hidden state of every window position, but
     vLLM's draft model keeps them only inside ``sample_draft``, and the last position's state
@@ -213,9 +215,11 @@ def load_vllm_judge(settings: AcceptanceSettings, target_hidden_size: int, draft
     judge = load_judge(settings.judge)
     if judge.feature_kind != "DT":
         raise JudgeFileError(f"judge file {settings.judge} has feature kind {judge.feature_kind}; the vLLM backend "
-                             "supports DT judges (target hidden states) only: train one with "
-                             "autojudge train ... --feature-kind DT")
+                             f"supports DT judges (target hidden states) only: train one with "
+                             f"{judge.retrain_command('DT')}")
     judge.check_models(target_hidden_size, draft_hidden_size, target_model, draft_model)
+    if engine_dtype is not None and (note := judge.dtype_warning(engine_dtype)):
+        warnings.warn(f"judge file {settings.judge}: {note}", stacklevel=2)
     return judge
 
 
