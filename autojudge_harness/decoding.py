@@ -40,6 +40,7 @@ class Generation:
     text: str
     stats: DecodingStats
     finish_reason: str  # "eos", "stop", or "length"
+    first_lenient_token: int | None = None  # output index of the first lenient acceptance (None: none)
 
 
 class SpeculativeDecoder:
@@ -81,19 +82,22 @@ class SpeculativeDecoder:
         tokens = list(prompt_ids)
         tokens.append(int(target.argmax(target.feed(tokens)[-1:])[0]))
         draft.feed(tokens[:-1])
+        first_lenient = None
         while True:
             new = tokens[len(prompt_ids):]
             reason = self._finish_reason(new, max_new_tokens, stop)
             if reason:
                 break
             width = min(self.window, max_new_tokens - len(new) - 1)
-            self._cycle(tokens, target, draft, width, stats)
+            lenient = self._cycle(tokens, target, draft, width, stats)
+            if first_lenient is None and lenient is not None:
+                first_lenient = len(new) + lenient
         new = truncate_at_eos(new, self.eos_ids)
         text = cut_at_stop(self.pair.tokenizer.decode(new, skip_special_tokens=True), stop)
         stats.generated_tokens = len(new)
         stats.target_calls, stats.draft_calls = target.calls, draft.calls
         stats.wall_time_s = time.perf_counter() - start
-        return Generation(new, text, stats, reason)
+        return Generation(new, text, stats, reason, first_lenient)
 
     def _cached_models(self, length: int) -> tuple[CachedModel, CachedModel]:
         """Fresh dynamic caches; or, when compiled, the decoder's static caches emptied (reallocated
@@ -109,8 +113,10 @@ class SpeculativeDecoder:
         return self._static_models
 
     def _cycle(self, tokens: list[int], target: CachedModel, draft: CachedModel, width: int,
-               stats: DecodingStats) -> None:
-        """One draft window + verification; extends ``tokens`` in place."""
+               stats: DecodingStats) -> int | None:
+        """One draft window + verification; extends ``tokens`` in place; returns the window index of
+        its first lenient decision (an accepted mismatch, or the rule's own token emitted at the first
+        rejection; None: none)."""
         drafted, draft_rows, draft_logits = self._propose(tokens, draft, width)
         width = drafted.shape[0]
         start = len(tokens) - 1
@@ -131,13 +137,17 @@ class SpeculativeDecoder:
         tokens.extend(emitted_tokens)
         target.crop(start + 1 + accepted)
         draft.crop(min(draft.length, start + 1 + accepted))
-        if width:
-            judged = int(result.lenient_accepted.sum())
-            stats.cycles += 1
-            stats.drafted_tokens += width
-            stats.accepted_lenient += judged
-            stats.accepted_exact += accepted - judged
-            stats.lenient_emitted += int(result.lenient_emitted)
+        if not width:
+            return None
+        judged = int(result.lenient_accepted.sum())
+        stats.cycles += 1
+        stats.drafted_tokens += width
+        stats.accepted_lenient += judged
+        stats.accepted_exact += accepted - judged
+        stats.lenient_emitted += int(result.lenient_emitted)
+        if judged:
+            return int(result.lenient_accepted.nonzero()[0, 0])
+        return accepted if bool(result.lenient_emitted) else None
 
     def _propose(self, tokens: list[int], draft: CachedModel, width: int):
         """Greedy draft tokens d1..dW (a device tensor); for a rule that needs them, the draft's hidden

@@ -194,7 +194,7 @@ class AutoJudgeHFLM(HFLM):
     def _record(self, request, generation) -> None:
         self.total_stats += generation.stats
         row = {"task": request.task_name, "doc_id": request.doc_id, "finish_reason": generation.finish_reason,
-               **generation.stats.summary()}
+               "first_lenient_token": generation.first_lenient_token, **generation.stats.summary()}
         self.sample_stats.append(row)
         if self.sample_stats_path is not None:
             self.sample_stats_path.parent.mkdir(parents=True, exist_ok=True)
