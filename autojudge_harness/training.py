@@ -18,6 +18,7 @@ model answers to. The feature kind defaults to what the named backend loads: DD-
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from pathlib import Path
 
@@ -70,6 +71,17 @@ def check_pair(manifest: dict, target_model: str | None, draft_model: str | None
         if wanted is not None and manifest[f"{role}_model"] != wanted:
             raise TrainingDataError(f"{where}: records were mined with {role} {manifest[f'{role}_model']!r}, "
                              f"not {wanted!r}")
+
+
+def questions_needed(question_ids: np.ndarray, labels: np.ndarray, val_fraction: float, miss: float = 0.1) -> int:
+    """Questions with mismatches that make a split by question likely (all but ``miss``) to hold both
+    classes on each side, judged by the share of questions that hold the rarer class so far."""
+    questions = np.unique(question_ids)
+    share = min(len(np.unique(question_ids[labels == c])) for c in (0, 1)) / len(questions)
+    if share >= 1:
+        return len(questions)
+    per_side = math.ceil(math.log(miss) / math.log(1 - share))   # (1 - share) ** n <= miss
+    return math.ceil(per_side / min(val_fraction, 1 - val_fraction))
 
 
 def feature_kind_for(backend: str, feature_kind: str | None) -> str:
@@ -203,7 +215,10 @@ def train(features: str | Path, out: str | Path, feature_kind: str = "DD-DT", re
     train_mask, val_mask = split_by_question(arrays["question_ids"], val_fraction, seed)
     for name, mask in (("train", train_mask), ("validation", val_mask)):
         if len(set(labels[mask])) < 2:
-            raise TrainingDataError(f"{features}: the {name} split has only one class; mine more questions")
+            more = questions_needed(arrays["question_ids"], labels, val_fraction) - counts["questions"]
+            raise TrainingDataError(f"{features}: the {name} split has only one class ({counts['questions']} "
+                                    f"questions, {counts['important']} of {counts['mismatches']} mismatches "
+                                    f"important); mine about {max(more, 1)} more questions (docs/mining.md)")
     results = {}
     for kind in FEATURE_KINDS:
         x = arrays["features_target"] if kind == "DT" else np.concatenate(
@@ -275,7 +290,7 @@ def configure_parser(p) -> None:
                    "copy the features were mined with); autojudge_hf / autojudge_vllm accept either")
     p.add_argument("--draft-id", help="another name the judge records for the draft")
     p.add_argument("--recall", type=float, default=0.9, help="validation recall of important mismatches to keep")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the split by question (default 0)")
     p.add_argument("--target-model", help="refuse records mined with another target")
     p.add_argument("--draft-model", help="refuse records mined with another draft")
     p.add_argument("--question-ids", type=Path, help="JSON list of question ids: train on their mismatches only")

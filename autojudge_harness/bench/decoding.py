@@ -20,16 +20,18 @@ import json
 import time
 from pathlib import Path
 
-import torch
+from typing import TYPE_CHECKING
+
 from tqdm import tqdm
 
 from ..answers import answers_equal, extract_final_answer
 from ..cli_args import add_pair_arguments
-from ..decoding import SpeculativeDecoder
-from ..models import load_pair, pair_config
 from ..prompts import TaskPrompts
 from ..experiments.statistics import compare_with_lossless, mean_ci
 from ..settings import DEFAULT_WINDOW, AcceptanceSettings
+
+if TYPE_CHECKING:  # torch and the models are imported where they run (``autojudge bench decoding --help`` stays light)
+    from ..decoding import SpeculativeDecoder
 
 LOSSLESS_MODE = "ours, lossless"   # the reference of every relative figure
 
@@ -37,6 +39,8 @@ LOSSLESS_MODE = "ours, lossless"   # the reference of every relative figure
 def hf_generate(pair, prompt: list[int], max_new_tokens: int, assistant=None, window: int = DEFAULT_WINDOW):
     """transformers greedy generate (optionally assisted); returns (new ids without EOS, seconds,
     target forward passes: one per generated token without an assistant, None with one)."""
+    import torch
+
     kwargs = {}
     if assistant is not None:
         assistant.generation_config.num_assistant_tokens = window
@@ -72,7 +76,13 @@ def time_judge(decoder: SpeculativeDecoder) -> list[float]:
 
 
 def run(args) -> dict:
+    import torch
+
+    from ..decoding import SpeculativeDecoder
+    from ..models import load_pair, pair_config
+
     torch.set_num_threads(args.threads)
+    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     config = pair_config(args.preset, args.target, args.draft, args.judge, args.window)
     args.window, args.judge = config.window, config.judge
     pair = load_pair(config.target, config.draft, dtype=args.dtype, device=args.device)
@@ -217,14 +227,15 @@ def configure_parser(p) -> None:
                 "Writes: the table on stdout and OUT/bench_decoding.json (--out).")
     add_pair_arguments(p, judge_help="judge file for the AutoJudge row (default: the preset's, if any)", window=True)
     p.add_argument("--threshold", type=float, help="default: the judge file's threshold")
-    p.add_argument("--task", default="autojudge_gsm8k_bundled")
+    p.add_argument("--task", default="autojudge_gsm8k_bundled",
+                   help="lm-eval task whose prompts are decoded (default autojudge_gsm8k_bundled)")
     p.add_argument("--include-path", type=Path, help="lm-eval task folder (default: the installed tasks)")
     p.add_argument("-n", type=int, default=5, help="number of prompts")
-    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--max-new-tokens", type=int, default=128, help="tokens per prompt (default 128)")
     p.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
-    p.add_argument("--dtype", default="float32")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--dtype", default="float32", help="model dtype (default float32)")
+    p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--top-k", type=int, help="add a row for the top-K baseline with this K")
     p.add_argument("--oracle", help="add a row for the perfect judge: an oracle file of the same task and pair "
                                     "(autojudge oracle)")

@@ -105,12 +105,12 @@ def configure_parser(p) -> None:
     add_pair_arguments(p, judge_help="judge file (default: the preset's)", window=True)
     p.add_argument("--threshold", type=float, help="AutoJudge threshold (default: the judge file's)")
     p.add_argument("--top-k", type=_at_least(2), default=2, help="K of the top-K baseline")
-    p.add_argument("--task", default=DEFAULT_TASK)
+    p.add_argument("--task", default=DEFAULT_TASK, help="lm-eval task of the three runs")
     p.add_argument("--limit", type=_at_least(0), default=10, help="documents per run (0: the whole task)")
     p.add_argument("--metric", help="'name,filter' for the accuracy column (default: the task's first metric)")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--out", type=Path, default=Path("out/demo"))
+    p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
 
 
 def main(args) -> int:
@@ -132,7 +132,9 @@ def main(args) -> int:
         model_args = point_model_args(point, config.target, config.draft, config.window,
                                       args.out / point.slug / STATS_FILE)
         print(f"\n== {point.label}: lm_eval --model autojudge_hf --model_args {model_args} --tasks {args.task} "
-              f"--include_path tasks --apply_chat_template --log_samples --output_path {args.out / point.slug}/results.json",
+              f"--include_path tasks --apply_chat_template{f' --limit {args.limit}' if args.limit else ''}"
+              f"{f' --device {args.device}' if args.device else ''} --log_samples "
+              f"--output_path {args.out / point.slug}/results.json",
               flush=True)
         runs.append(run_point(point, model_args, args.task, args.out / point.slug, limit=args.limit or None,
                               device=args.device))

@@ -351,27 +351,30 @@ def configure_parser(parser) -> None:
                      "fold-K/ (judge.safetensors, result.json, samples.jsonl), lossless/, lcb_5fold.json, "
                      "lcb_5fold.png. A rerun resumes.")
     parser.add_argument("--preset", help="model pair preset, e.g. smollm2-135m (its GSM8K judge is NOT used)")
-    parser.add_argument("--target")
-    parser.add_argument("--draft")
+    parser.add_argument("--target", help="target model reference (overrides the preset's)")
+    parser.add_argument("--draft", help="draft model reference, e.g. layers:24 (overrides the preset's)")
     parser.add_argument("--data", help="local LiveCodeBench JSONL (hub columns) instead of the hub")
     parser.add_argument("--release", default="release_v5", help="hub release (default release_v5, the paper's 880)")
     parser.add_argument("--limit", type=int, help="use the first N problems only")
-    parser.add_argument("--run-dir", type=Path, required=True)
-    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--run-dir", type=Path, required=True, help="output folder (resumable)")
+    parser.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="fold shuffle and classifier split seed")
     parser.add_argument("--max-new-tokens", type=int, default=2048, help="mining responses and evaluation max_gen_toks")
     parser.add_argument("--window", type=int, default=DEFAULT_WINDOW, help="draft tokens per cycle (W)")
     parser.add_argument("--threshold", type=float, help="override each fold judge's threshold")
-    parser.add_argument("--feature-kind", default="DD-DT", choices=("DT", "DD-DT"))
-    parser.add_argument("--recall", type=float, default=0.9)
-    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--feature-kind", default="DD-DT", choices=("DT", "DD-DT"),
+                        help="judge features: DT or DD-DT (default)")
+    parser.add_argument("--recall", type=float, default=0.9,
+                        help="recall of the important class that sets each fold judge's threshold (default 0.9)")
+    parser.add_argument("--val-fraction", type=float, default=0.1,
+                        help="questions held out to validate each fold's judge (default 0.1)")
     parser.add_argument("--lookahead", type=int, default=None,
                         help="mining look-ahead (default: 8 at batch size 1, 0 in a batch, as autojudge mine)")
     parser.add_argument("--no-lossless-baseline", action="store_true", help="skip the lossless run over all problems")
     parser.add_argument("--timeout", type=float, default=6.0, help="grader: seconds per test (mining and evaluation)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--threads", type=int, help="torch threads")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def main(args) -> int:

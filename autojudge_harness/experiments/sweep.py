@@ -487,10 +487,11 @@ def configure_parser(p) -> None:
     p.add_argument("--oracle-cache", type=Path,
                    help="the oracle's mining run and file (default: $AUTOJUDGE_CACHE/oracles/<task, pair, limit, "
                         "max tokens, data>)")
-    p.add_argument("--task", default="autojudge_gsm8k_bundled")
+    p.add_argument("--task", default="autojudge_gsm8k_bundled", help="lm-eval task (default autojudge_gsm8k_bundled)")
     p.add_argument("--include-path", type=Path, help="lm-eval task folder (default: the installed tasks)")
     p.add_argument("--metric", help="'name,filter' (default: the task's first metric)")
-    p.add_argument("--limit", type=float)
+    p.add_argument("--limit", type=float,
+                   help="documents per point, as lm_eval --limit (a count, or a fraction below 1)")
     p.add_argument("--gen-kwargs", help="lm-eval gen_kwargs override, e.g. max_gen_toks=128")
     p.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
     p.add_argument("--confirm_run_unsafe_code", action="store_true",
@@ -498,11 +499,11 @@ def configure_parser(p) -> None:
     p.add_argument("--backend", choices=("hf", "vllm"), default="hf",
                    help="autojudge_hf (default), or autojudge_vllm: one engine for the judge, its threshold changed "
                    "between points by an RPC; lossless = threshold 0; judge points only (docs/vllm.md)")
-    p.add_argument("--device", default=None)
-    p.add_argument("--dtype", default="auto")
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--dtype", default="auto", help="model dtype (default auto: bfloat16 on GPU, float32 on CPU)")
     p.add_argument("--compile", action="store_true", help="static KV cache + torch.compile (GPU)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="output folder (points/, sweep.json, sweep.png)")
 
 
 def requested_rules(args) -> list[str]:

@@ -29,6 +29,7 @@ from ..settings import AcceptanceSettings
 from ..vllm_ext.settings import (CONFIGURE_RPC, REQUESTS_RPC, STATS_RPC, VLLMSettingsError, cpu_engine_defaults,
                                  draft_steps, engine_kwargs, installed_vllm, load_vllm_judge, run_config)
 from .model_args import check_known, parameters
+from .registration import check_cli_output_path, sampling_source
 
 RELEASE = installed_vllm()  # before importing vllm: a clear error when it is missing or another release
 
@@ -60,6 +61,7 @@ class AutoJudgeVLLM(VLLM):
                     "lm-eval's VLLM and vllm.LLM")
         config = run_config(preset, pretrained, draft, window, judge, threshold, accept_top_k, end_guard, method, rule,
                             **rule_params)
+        check_cli_output_path()
         settings = config.settings
         if int(kwargs.get("data_parallel_size", 1)) > 1:
             raise VLLMSettingsError("autojudge_vllm runs one engine (data_parallel_size=1): lm-eval's data "
@@ -135,8 +137,8 @@ class AutoJudgeVLLM(VLLM):
         for request in requests:
             kwargs, _, _ = self.modify_gen_kwargs(request.args[1], default_max_gen_toks=self.max_gen_toks)
             if SamplingParams(**kwargs).sampling_type != SamplingType.GREEDY:
-                raise VLLMSettingsError(f"autojudge_vllm with {self.autojudge_settings.mode} decodes greedily; task "
-                                        f"{request.task_name!r} asks for sampling ({request.args[1]})")
+                raise VLLMSettingsError(f"autojudge_vllm with {self.autojudge_settings.mode} decodes greedily; "
+                                        f"{sampling_source(request.task_name)} asks for sampling ({request.args[1]})")
 
     def _model_generate(self, requests, generate: bool = False, *args, **kwargs):
         """lm-eval's VLLM call; for generation, each request's counts from the workers' step records

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import torch
+if TYPE_CHECKING:  # imported where a rule computes: the registry and settings load without torch (light --help)
+    import torch
 
 INPUTS = ("target_logits", "draft_logits", "target_hidden", "draft_hidden", "request")
 
@@ -146,6 +147,8 @@ def missing_inputs(rule: type[Rule] | Rule, available) -> list[str]:
 
 def softmax(logits: torch.Tensor) -> torch.Tensor:
     """Full-vocabulary probabilities (fp32) of raw logits."""
+    import torch
+
     return torch.softmax(logits.float(), dim=-1)
 
 

@@ -66,12 +66,12 @@ def configure_parser(p) -> None:
                    help="vLLM's proposer: the draft model, or n-gram prompt lookup (min 2, max 3 tokens; no draft)")
     p.add_argument("--async-scheduling", choices=("on", "off"), default=None,
                    help="vLLM's async scheduling (default: vLLM's choice; the CPU platform turns it off)")
-    p.add_argument("--num-prompts", type=int, default=12)
+    p.add_argument("--num-prompts", type=int, default=12, help="bundled GSM8K prompts per check (default 12)")
     p.add_argument("--batch-size", type=int, default=1, help="prompts per llm.generate call (paper: 1)")
-    p.add_argument("--max-tokens", type=int, default=256)
-    p.add_argument("--tensor-parallel-size", type=int, default=1)
-    p.add_argument("--gpu-memory-utilization", type=float, default=0.85)
-    p.add_argument("--max-model-len", type=int, default=2048)
+    p.add_argument("--max-tokens", type=int, default=256, help="tokens generated per prompt (default 256)")
+    p.add_argument("--tensor-parallel-size", type=int, default=1, help="vLLM tensor parallelism (default 1)")
+    p.add_argument("--gpu-memory-utilization", type=float, default=0.85, help="vLLM's GPU memory share (default 0.85)")
+    p.add_argument("--max-model-len", type=int, default=2048, help="vLLM context length (default 2048)")
     p.add_argument("--enforce-eager", action="store_true", help="skip CUDA graph capture (always on for cpu)")
     p.add_argument("--out", default="check_vllm.json", help="all numbers as JSON")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"),

@@ -146,9 +146,10 @@ def check_proposer(method) -> None:
                                 f"not {method!r}")
 
 
-def check_speculative_config(spec, settings: AcceptanceSettings = AcceptanceSettings()) -> None:
-    """Refuse speculative settings the rule cannot run with. ``spec``: the dict given to ``vllm.LLM``
-    (driver) or vLLM's ``SpeculativeConfig`` (worker)."""
+def check_speculative_config(spec, settings: AcceptanceSettings | None = None) -> None:
+    """Refuse speculative settings the rule cannot run with (``settings`` None: lossless). ``spec``: the dict
+    given to ``vllm.LLM`` (driver) or vLLM's ``SpeculativeConfig`` (worker)."""
+    settings = settings or AcceptanceSettings()   # built here: at import, it would load every rule (torch)
     if spec is None:
         raise VLLMSettingsError("AutoJudge needs speculative decoding (speculative_config with method "
                                 f"{' / '.join(PROPOSERS)})")
