@@ -30,6 +30,10 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # annotations only: the module imports torch where it computes
+    import torch
 
 SCHEMA_VERSION = 1
 FEATURE_KINDS = ("DT", "DD-DT")
