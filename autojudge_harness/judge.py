@@ -30,8 +30,10 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:   # annotations only: the module imports torch where it computes
+    import torch
 
 SCHEMA_VERSION = 1
 FEATURE_KINDS = ("DT", "DD-DT")
@@ -149,12 +151,16 @@ class Judge:
 
     def features(self, target_hidden: torch.Tensor, draft_hidden: torch.Tensor | None) -> torch.Tensor:
         """(T, F) float32 features from the rows' target (and, for DD-DT, draft) hidden states."""
+        import torch  # here, not at the top: ``autojudge <job> --help`` imports this module without torch
+
         if self.feature_kind == "DT":
             return target_hidden.float()
         return torch.cat([draft_hidden.float(), target_hidden.float()], dim=-1)
 
     def probability(self, features: torch.Tensor) -> torch.Tensor:
         """P(important) for each row of ``features`` (..., F)."""
+        import torch
+
         return torch.sigmoid(features.float() @ self.weight.to(features.device) + self.bias.to(features.device))
 
     def check_models(self, target_hidden_size: int, draft_hidden_size: int,
@@ -193,6 +199,7 @@ def save_judge(path: str | Path, *, feature_kind: str, target_hidden_size: int, 
                draft_model_id: str | None = None) -> Path:
     """Write a judge file (unfolded scaler + logistic regression) and return its path. The optional
     ``dtype``, ``target_model_id`` and ``draft_model_id`` are written only when given."""
+    import torch
     from safetensors.torch import save_file
 
     meta = {"schema_version": SCHEMA_VERSION, "feature_kind": feature_kind,
@@ -239,6 +246,8 @@ def load_judge(path: str | Path) -> Judge:
 
 
 def _validate(meta: dict, tensors: dict, where: str) -> None:
+    import torch
+
     def fail(msg: str):
         raise JudgeFileError(f"judge file {where}: {msg}")
 

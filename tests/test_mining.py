@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 import zlib
 
 import numpy as np
@@ -448,3 +449,31 @@ def test_nothing_to_mine_leaves_no_empty_shard(tiny_pair, tmp_path):
     totals = mine_gsm8k(tiny_pair, rows, {"dataset": "inline", "dataset_sha256": "0", "split": "file"},
                         tmp_path / "run", ids=[], progress=False)
     assert totals["questions"] == 0 and shard_dirs(tmp_path / "run") == []
+
+
+# --------------------------------------------------------------------------------------------
+# (e) watching a run: progress within a question, warnings when merging an incomplete run
+
+@pytest.mark.parametrize("reuse,lookahead", MODES)
+def test_progress_reports_every_labelled_mismatch_and_the_tokens_fed(reuse, lookahead):
+    miner, _, _ = scripted_miner(reuse, lookahead)
+    heard = []
+    miner.on_progress = heard.append
+    q = miner.mine(PROMPT)
+    assert heard[0].mismatch is None  # the target's first response, before any label
+    assert [p.mismatch for p in heard[1:]] == q.mismatches  # each label as soon as it is decided
+    assert sum(p.tokens for p in heard) <= q.stats["target_tokens_fed"] + q.stats["draft_tokens_fed"]
+    assert heard[0].tokens > 0 and all(p.tokens > 0 for p in heard[1:])
+
+
+def test_merging_an_incomplete_run_warns_naming_what_is_missing(tmp_path):
+    run = tmp_path / "run"
+    write(run, [(0, 2), (2, 1), (6, 1)], 0, 2)  # ids 4 missing in this shard; shard 1 of 2 never ran
+    with pytest.warns(UserWarning, match=r"missing: shards shard-001-of-002; question ids 1, 3-5 \(rerun"):
+        merge(run)
+    complete = tmp_path / "complete"
+    write(complete, [(0, 1), (2, 1)], 0, 2)
+    write(complete, [(1, 1), (3, 0)], 1, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        merge(complete)

@@ -112,6 +112,23 @@ def test_batched_miner_equals_sequential(tiny_pair, batch_size, lookahead, end_g
         assert batched.lms["target"].forwards < sum(q.stats["target_forwards"] for q in expected)
 
 
+def test_batched_miner_reports_the_same_progress_as_sequential(tiny_pair):
+    eq = LastWord()
+    seqs = prompts(5)
+    heard = {"sequential": [], "batched": []}
+    sequential = Miner.for_pair(tiny_pair, eq, max_new_tokens=40)
+    sequential.on_progress = heard["sequential"].append
+    expected = [sequential.mine(p) for p in seqs]
+    batched = BatchedMiner.for_pair(tiny_pair, eq, 3, max_new_tokens=40)
+    batched.on_progress = heard["batched"].append
+    list(batched.mine_many((i, p, None) for i, p in enumerate(seqs)))
+    for name, events in heard.items():
+        labelled = [p.mismatch for p in events if p.mismatch is not None]
+        assert len(events) - len(labelled) == len(seqs), name  # one first-response report per question
+        assert sorted((m.position, m.important) for m in labelled) == \
+            sorted((m.position, m.important) for q in expected for m in q.mismatches), name
+
+
 def test_batched_miner_stop_strings(tiny_pair):
     eq = LastWord()
     stop = ("w7", "w13")

@@ -39,11 +39,11 @@ def test_fly_entropy_and_window():
     local = torch.ones(8, dtype=torch.bool)
     exact = torch.tensor([False, True, True, False, True, True, True, True])
     valid = torch.ones(8, dtype=torch.bool)
-    # K = 8: i < 5; i=0 followers 1,2 exact -> yes; i=3 followers 4,5 exact -> yes (3 < 5)
+    # K = W = 8: i < 5; i=0 followers 1,2 exact -> yes; i=3 followers 4,5 exact -> yes (3 < 5)
     allowed_mismatch = lambda v: (fly.window(local, exact, v) & ~exact).tolist()   # noqa: E731
     assert allowed_mismatch(valid) == [True, False, False, True, False, False, False, False]
     short = valid.clone()
-    short[6:] = False    # K = 6: only i < 3
+    short[5:] = False    # drafted 5 of W = 8 (K stays 8): i=3's followers 4 (exact) and 5 (missing)
     assert allowed_mismatch(short)[:4] == [True, False, False, False]
     gate = rule_class("fly")(fly_theta=h3 + 0.01)
     x = Inputs(torch.tensor([1]), torch.tensor([0]), torch.log(p))

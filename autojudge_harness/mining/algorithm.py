@@ -120,6 +120,16 @@ class MinedQuestion:
 
 
 @dataclass(frozen=True)
+class Progress:
+    """What ``Miner.steps`` reports to ``Miner.on_progress`` as a question advances: the tokens fed to
+    both models for it since its previous report, and the mismatch just labelled (None: the target's
+    first response is done)."""
+
+    tokens: int
+    mismatch: Mismatch | None
+
+
+@dataclass(frozen=True)
 class Feed:
     """A request of ``Miner.steps``: crop the question's KV cache of ``model`` ("target" or "draft")
     to its first ``keep`` tokens, then feed ``tokens`` in one forward. Reply: (hidden states (rows, H)
@@ -196,7 +206,8 @@ class Miner:
 
     The per-question logic is ``steps`` (a generator of ``Feed`` / ``Answer`` requests); ``mine``
     answers them one at a time on ``target`` / ``draft``, ``mining.batched.BatchedMiner`` answers
-    the requests of many questions together."""
+    the requests of many questions together. ``on_progress`` (None or a callable taking a ``Progress``)
+    hears of every question's progress under either driver."""
 
     def __init__(self, target, draft, decode: Callable[[list[int]], str], eos_ids, equivalence: Equivalence | None,
                  max_new_tokens: int = 192, stop: Sequence[str] = (), reuse_cache: bool = True,
@@ -212,6 +223,7 @@ class Miner:
         self.reuse_cache = reuse_cache
         self.lookahead = lookahead if reuse_cache else 0
         self.end_guard = end_guard
+        self.on_progress: Callable[[Progress], None] | None = None
 
     @classmethod
     def for_pair(cls, pair, equivalence: Equivalence | None, max_new_tokens: int = 192, stop: Sequence[str] = (),
@@ -326,7 +338,16 @@ class Miner:
         start = time.perf_counter()
         reuse = self.reuse_cache
         target, draft = _Prefix("target", reuse), _Prefix("draft", reuse)
+        reported = 0
+
+        def report(mismatch: Mismatch | None) -> None:
+            nonlocal reported
+            if self.on_progress is not None:
+                self.on_progress(Progress(target.fed + draft.fed - reported, mismatch))
+                reported = target.fed + draft.fed
+
         _, response = yield from self._continue(target, prompt[:-1], [], prompt[-1], skip=1)
+        report(None)
         response = response[1:]  # drop the prompt's last token
         initial = list(response)
         answer = yield Answer(equivalence, self.text(response))
@@ -350,6 +371,7 @@ class Miner:
                 target_end = self.ends_at(response, p)
                 result.mismatches.append(Mismatch(p, important, response[p], d, target_hidden.clone(),
                                                   draft_hidden.clone(), target_end))
+                report(result.mismatches[-1])
                 if not important and not (target_end and self.end_guard):
                     response = alternative
                     if reuse:  # the draft's cache holds prompt + R'[:p+1]: predictions from p+1 on

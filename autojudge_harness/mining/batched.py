@@ -176,6 +176,15 @@ class BatchedMiner:
         miner = Miner.for_pair(pair, equivalence, max_new_tokens, stop, True, lookahead, end_guard)
         return cls(miner, pair.target, pair.draft, batch_size, answer_workers)
 
+    @property
+    def on_progress(self):
+        """The wrapped ``Miner.on_progress``: hears of the progress of every question in the batch."""
+        return self.miner.on_progress
+
+    @on_progress.setter
+    def on_progress(self, callback) -> None:
+        self.miner.on_progress = callback
+
     def mine(self, prompt_ids: Sequence[int], equivalence: Equivalence | None = None) -> MinedQuestion:
         """Algorithm 1 on one prompt (a batch of one)."""
         return next(self.mine_many([(None, prompt_ids, equivalence)]))[1]

@@ -30,13 +30,13 @@ def configure_parser(ap) -> None:
                     help="dtype both models run in; the features are computed in it, recorded in the manifest and "
                     "in judges trained on them (train in the dtype the decoding engine runs: vLLM's default for "
                     "bf16 checkpoints is bfloat16)")
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--device", default="cpu", help="torch device (default cpu)")
     ap.add_argument("--data", help="GSM8K-format JSONL (question, answer '#### N')")
     ap.add_argument("--dataset", help="hub dataset id (config 'main'), e.g. openai/gsm8k")
     ap.add_argument("--split", default="train", help="hub split (default train)")
     ap.add_argument("--offset", type=int, default=0, help="first question id")
     ap.add_argument("--limit", type=int, default=None, help="number of question ids from --offset")
-    ap.add_argument("--max-new-tokens", type=int, default=192)
+    ap.add_argument("--max-new-tokens", type=int, default=192, help="target response length cap (default 192)")
     ap.add_argument("--lookahead", type=int, default=None,
                     help="tokens of the old response proposed per target forward in continuations (0 = off; "
                     "default 8 for --batch-size 1, else 0: in a batch, proposed tokens pad every row)")
@@ -61,7 +61,7 @@ def configure_parser(ap) -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--merge", action="store_true", help="merge all shards of --out afterwards "
                     "(alone, without --data/--dataset: only merge)")
-    ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def check_engine(args) -> None:

@@ -40,13 +40,16 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from ..training import TrainingDataError
 from .store import FEATURE_LAYOUT, make_manifest, write_features
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_ORIGIN = "mightyneighbor/Autojudge"
 FORMAT = "garipovroma/autojudge src/calc_hiddens.py (torch.save list of per-question dicts)"
@@ -131,6 +134,8 @@ def is_torch_archive(path: Path) -> bool:
 def load_archive(path: Path):
     """``torch.load`` with ``weights_only=True`` (tensors and plain containers only; nothing else is
     unpickled, so no code runs), memory-mapped; OfficialFormatError naming anything else."""
+    import torch  # here, not at the top: ``autojudge import --help`` stays light
+
     if not is_torch_archive(path):
         raise OfficialFormatError(f"{path}: not a torch.save archive (the official files are torch.save zip archives)")
     try:
@@ -217,6 +222,8 @@ def _check_mismatch(entry, k: int, length: int, previous: int, where: str) -> tu
 
 
 def _check_rows(rows, name: str, count: int, spec: PairSpec, where: str) -> list[torch.Tensor]:
+    import torch
+
     allowed = (spec.width, 2 * spec.width)
     if not isinstance(rows, (list, tuple)) or len(rows) != count:
         raise OfficialFormatError(f"{where}: {name} must be a list of one tensor per mismatch ({count}), got "
@@ -236,6 +243,8 @@ def _check_rows(rows, name: str, count: int, spec: PairSpec, where: str) -> list
 
 def read_question(record, index: int, spec: PairSpec, out: Imported, where: str) -> None:
     """Validate one per-question dict and append its rows to ``out`` (a ``skip`` record only counts)."""
+    import torch
+
     where = f"{where}: question [{index}]"
     if not isinstance(record, dict):
         raise OfficialFormatError(f"{where} is a {type(record).__name__}, not a dict")
@@ -353,6 +362,8 @@ def classify(path: Path, task: str, spec: PairSpec) -> tuple[list | None, str | 
     """(the records, None) when ``path`` holds official data of ``task`` with hidden states of ``spec``'s
     width, else (None, why not); every field is checked later, while reading. A torch archive that
     needs pickled objects raises (refused unread)."""
+    import torch
+
     if not is_torch_archive(path):
         return None, "not a torch.save archive"
     records = records_of(load_archive(path))
@@ -395,7 +406,7 @@ def configure_parser(p) -> None:
     p.add_argument("--hidden-sizes", help="TARGET,DRAFT hidden sizes (needed for models not in the known list)")
     p.add_argument("--eos-ids", help="the target's end-of-sequence token ids, comma-separated (for unknown models)")
     p.add_argument("--origin", default=DEFAULT_ORIGIN, help="where the files came from (recorded as provenance)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def main(args) -> int:

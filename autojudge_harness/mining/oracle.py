@@ -65,13 +65,14 @@ def configure_parser(p) -> None:
     p.epilog = ("Reads: the model pair, the lm-eval task's docs. Writes (under --out): mined/ (the mining run; "
                 "resumable, the cache a second run reuses), oracle.json (the unimportant mismatches per prompt).")
     add_pair_arguments(p)
-    p.add_argument("--task", default="autojudge_gsm8k_bundled")
+    p.add_argument("--task", default="autojudge_gsm8k_bundled",
+                   help="lm-eval task whose docs are mined (default autojudge_gsm8k_bundled)")
     p.add_argument("--limit", type=int, help="the first N docs (as lm_eval --limit N)")
     p.add_argument("--max-new-tokens", type=int, help="default: the task's max_gen_toks")
     p.add_argument("--answer", choices=("strict", "flexible"), default="strict",
                    help="GSM8K answer extraction of the equivalence (strict: 'The final answer is N')")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (mined/, oracle.json)")
 
 
 def main(args) -> int:

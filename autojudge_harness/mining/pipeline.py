@@ -7,15 +7,16 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from tqdm import tqdm
 
 from ..prompts import TaskPrompts
 from ..resources import bundled_problems
-from .algorithm import GSM8KEquivalence, Miner, MinedQuestion
-from .batched import BatchedMiner, default_batch_size, default_lookahead
 from .store import ShardWriter, done_question_ids, init_run, make_manifest
+
+if TYPE_CHECKING:  # the miners import torch: imported where a miner is made (``autojudge <job> --help`` stays light)
+    from .algorithm import MinedQuestion
 
 GSM8K_TASK = "autojudge_gsm8k_cot_llama_zeroshot"
 
@@ -91,6 +92,9 @@ def make_miner(pair, equivalence, batch_size: int | None, max_new_tokens: int, s
     ``BatchedMiner`` (same labels); None = ``default_batch_size`` of the pair's device. ``lookahead``
     None = ``default_lookahead`` of the batch size. ``generate`` (an engine's greedy generation,
     ``mining.vllm_engine``): an ``EngineMiner`` instead, at any batch size, without look-ahead."""
+    from .algorithm import Miner
+    from .batched import BatchedMiner, default_batch_size, default_lookahead
+
     batch_size = default_batch_size(pair.target.device) if batch_size is None else batch_size
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
@@ -116,6 +120,8 @@ def mine_gsm8k(pair, rows: Sequence[dict], data_info: dict, out: str | Path, ids
     already recorded in any shard of the run). Returns totals of this call. ``prompter``: the task
     whose prompts are mined (default: zero-shot GSM8K, ``gsm8k_prompts``); ``batch_size``: see
     ``make_miner`` (``lookahead`` and ``generate`` too)."""
+    from .algorithm import GSM8KEquivalence
+
     prompter = prompter or gsm8k_prompts()
     equivalence = GSM8KEquivalence(prompter.stop, flexible=flexible)
     manifest = run_manifest(pair, data_info, prompter, equivalence, max_new_tokens, dtype, end_guard)
@@ -143,6 +149,7 @@ def mine_questions(miner, manifest: dict, out: str | Path, ids: Sequence[int], p
     with ShardWriter(out, shard[0], shard[1], manifest) as writer:
         bar = tqdm(total=len(todo), desc=f"mining into {out} (shard {shard[0]}/{shard[1]})", unit="q",
                    disable=not progress, dynamic_ncols=True)
+        miner.on_progress = LiveCounts(bar)
         with bar:
             for qid, mined in miner.mine_many((qid, prompt_ids(qid), equivalence(qid)) for qid in todo):
                 target_features, draft_features = mined.feature_arrays()
@@ -152,9 +159,28 @@ def mine_questions(miner, manifest: dict, out: str | Path, ids: Sequence[int], p
                 totals["mismatches"] += len(mined.mismatches)
                 totals["important"] += sum(m.important for m in mined.mismatches)
                 totals["seconds"] = time.perf_counter() - start
-                minutes = max(totals["seconds"], 1e-9) / 60
-                bar.set_postfix(mism=totals["mismatches"], imp=totals["important"], skip=totals["skipped"],
-                                q_per_min=f"{totals['questions'] / minutes:.1f}",
-                                mism_per_min=f"{totals['mismatches'] / minutes:.1f}", refresh=False)
                 bar.update()
     return totals
+
+
+class LiveCounts:
+    """A miner's ``on_progress`` that shows, on ``bar``, the mismatches labelled (important among them)
+    and the tokens fed to the two models so far, questions in flight included; redrawn at most every
+    ``interval`` seconds, so a long question shows it is moving."""
+
+    def __init__(self, bar, interval: float = 1.0):
+        self.bar, self.interval = bar, interval
+        self.labelled = self.important = self.tokens = 0
+        self.start = self.drawn = time.perf_counter()
+
+    def __call__(self, progress) -> None:
+        self.tokens += progress.tokens
+        if progress.mismatch is not None:
+            self.labelled += 1
+            self.important += progress.mismatch.important
+        now = time.perf_counter()
+        if now - self.drawn >= self.interval:
+            minutes = (now - self.start) / 60
+            self.bar.set_postfix(labelled=self.labelled, important=self.important, tokens=self.tokens,
+                                 labelled_per_min=f"{self.labelled / minutes:.1f}")
+            self.drawn = now

@@ -320,6 +320,33 @@ class ShardWriter:
         self.close()
 
 
+def _ranges(ids: list[int]) -> str:
+    """Sorted ids as "3, 5-9, 12"."""
+    spans: list[list[int]] = []
+    for qid in ids:
+        if spans and qid == spans[-1][1] + 1:
+            spans[-1][1] = qid
+        else:
+            spans.append([qid, qid])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def missing_parts(dirs: list[Path], question_ids: set[int]) -> list[str]:
+    """What an incomplete run lacks: shards of a split (``shard-III-of-NNN``) that are absent, and
+    question ids absent between the lowest and highest recorded one."""
+    found = {tuple(map(int, SHARD_RE.match(d.name).groups())) for d in dirs}
+    counts = {count for _, count in found}
+    absent = []
+    if len(counts) == 1:  # one split: each of its shards is expected (mixed splits: only the id gaps tell)
+        count = counts.pop()
+        absent = [shard_name(i, count) for i in range(count) if (i, count) not in found]
+    parts = [f"shards {', '.join(absent)}"] if absent else []
+    gaps = sorted(set(range(min(question_ids), max(question_ids) + 1)) - question_ids) if question_ids else []
+    if gaps:
+        parts.append(f"question ids {_ranges(gaps)}")
+    return parts
+
+
 def write_features(path: Path, arrays: dict, manifest: dict, questions: int, provenance: dict) -> Path:
     """Write a features file (arrays as in the module docstring; the manifest, question count and
     provenance in its metadata), replacing ``path`` atomically."""
@@ -337,7 +364,8 @@ def write_features(path: Path, arrays: dict, manifest: dict, questions: int, pro
 
 def merge(run_dir: Path) -> tuple[Path, Path]:
     """Consolidate all shards of ``run_dir`` into merged.jsonl + features.safetensors (atomic
-    replace). Every shard must be valid and non-empty; duplicate question ids are an error."""
+    replace). Every shard must be valid and non-empty; duplicate question ids are an error. An
+    incomplete run (``missing_parts``) is merged with a warning naming what is missing."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ValueError(f"{run_dir}: no such run directory")
@@ -356,6 +384,10 @@ def merge(run_dir: Path) -> tuple[Path, Path]:
             owner[qid] = shard.path
             items.append((qid, shard, record))
     items.sort(key=lambda item: item[0])
+    missing = missing_parts(dirs, set(owner))
+    if missing:
+        warnings.warn(f"{run_dir}: merging an incomplete run; missing: {'; '.join(missing)} (rerun the "
+                      "interrupted autojudge mine command to finish them, then merge again)", stacklevel=2)
     ht, hd = int(manifest["target_hidden_size"]), int(manifest["draft_hidden_size"])
     blocks, lines, cols, row = [], [], {k: [] for k in ("question_ids", "positions", "labels", "target_end",
                                                         "target_tokens", "draft_tokens")}, 0

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import torch
+if TYPE_CHECKING:  # imported where a rule computes: the registry and settings load without torch (light --help)
+    import torch
 
 INPUTS = ("target_logits", "draft_logits", "target_hidden", "draft_hidden", "request")
 
@@ -122,7 +123,8 @@ class Rule:
 
     def window(self, local: torch.Tensor, exact: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """(..., W) allowed mask from the position-local one, ``exact`` (draft == target) and
-        ``valid`` (the position holds a real draft)."""
+        ``valid`` (the position holds a real draft); the last dimension is the full window W, padded
+        (``valid`` False) where a backend drafted fewer."""
         return local
 
     def emitted(self, x: Inputs) -> torch.Tensor | None:
@@ -145,6 +147,8 @@ def missing_inputs(rule: type[Rule] | Rule, available) -> list[str]:
 
 def softmax(logits: torch.Tensor) -> torch.Tensor:
     """Full-vocabulary probabilities (fp32) of raw logits."""
+    import torch
+
     return torch.softmax(logits.float(), dim=-1)
 
 

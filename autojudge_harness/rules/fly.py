@@ -7,7 +7,10 @@ A mismatch at window position i (0-based) of a window of K drafted tokens is acc
   - the L-1 following drafts d_{i+1} .. d_{i+L-1} are exact (the target's own tokens, judged on a
     prefix that contains d_i: the same verification pass), and
   - i < K - L (a mismatch in the last L positions is always rejected).
-Defaults: theta 0.3, L 6 (fly_config/FLy_Llama3_70b.json; their K is 15, ours is the window W).
+K is the draft length, fixed (the reference drafts K tokens every cycle): our window W, also when a
+backend drafts fewer (the HF backend stops a window at a drafted EOS, and near the token cap); the
+missing drafts count as not exact. Defaults: theta 0.3, L 6 (fly_config/FLy_Llama3_70b.json; their
+K is 15, ours is W).
 vLLM's PR counts the window differently: its window W_fly = 6 checks 6 followers (ours, the
 reference's L = 6, checks 5), and it applies the gate to probabilities after temperature/top-k/top-p.
 ``fly_theta=inf`` never opens the gate (lossless).
@@ -58,10 +61,10 @@ class FLy(Rule):
         return top_entropy(x.target_logits) >= theta
 
     def window(self, local: torch.Tensor, exact: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """(..., W): W, the window's full width, is K."""
         width = local.shape[-1]
         followers = self["fly_window"] - 1
         run = exact_run(exact & valid)
         after = torch.cat([run[..., 1:], torch.zeros_like(run[..., :1])], dim=-1)   # run starting at i+1
-        drafted = valid.sum(-1, keepdim=True)                                        # K
         position = torch.arange(width, device=local.device)
-        return local & valid & (after >= followers) & (position < drafted - self["fly_window"])
+        return local & valid & (after >= followers) & (position < width - self["fly_window"])   # K = W

@@ -134,14 +134,15 @@ class AcceptanceCounters:
         self.judge_per_position = torch.zeros(width, dtype=torch.int64, device=device)
 
     def add(self, greedy: torch.Tensor, cu_num_logits: torch.Tensor, result: Acceptance | None = None,
-            end_ids: torch.Tensor | None = None) -> None:
+            end_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Count one chunk: ``greedy`` (R,), its ``cu_num_logits``, the rule's ``result`` (None when
-        the chunk has no greedy request) and the end guard's ``end_ids`` (None: guard off)."""
+        the chunk has no greedy request) and the end guard's ``end_ids`` (None: guard off). Returns
+        (R,) the lenient-accepted tokens of each request of the chunk."""
         num_drafts = (cu_num_logits[1:] - cu_num_logits[:-1]).long() - 1
         stock = ((num_drafts > 0) & ~greedy).sum()
         if result is None:
             self.totals[2] += stock
-            return
+            return torch.zeros_like(num_drafts)
         judged = result.lenient_accepted & greedy.unsqueeze(-1)
         judge = judged.sum()
         exact = (result.num_accepted * greedy).sum() - judge
@@ -150,6 +151,7 @@ class AcceptanceCounters:
         ends = rejected & ends_at(emitted, end_ids) if end_ids is not None else torch.zeros_like(rejected)
         self.totals += torch.stack([exact, judge, stock, rejected.sum(), ends.sum()])
         self.judge_per_position += judged.sum(0)
+        return judged.sum(-1)
 
     def snapshot(self) -> dict:
         """Cumulative counts as plain ints (synchronises with the device)."""

@@ -34,6 +34,7 @@ class AutoJudgeRejectionSampler(RejectionSampler):
         self.hidden_rows: torch.Tensor | None = None
         self.needs_hidden = "target_hidden" in rule.needs
         self._next_row = 0
+        self.step_lenient: list[torch.Tensor] = []   # per chunk of the last step: (R_chunk,) lenient-accepted tokens
 
     def _verify_in_chunks(self, logits: torch.Tensor, input_batch, *args, **kwargs):
         """vLLM's chunk loop; chunks cover the rows in order, so ``_verify`` finds its rows in
@@ -42,6 +43,7 @@ class AutoJudgeRejectionSampler(RejectionSampler):
             raise RuntimeError("AutoJudgeRejectionSampler: the judge needs the target hidden states of the "
                                f"{logits.shape[0]} logits rows (set by AutoJudgeModelRunner.sample)")
         self._next_row = 0
+        self.step_lenient = []
         return super()._verify_in_chunks(logits, input_batch, *args, **kwargs)
 
     def _verify(self, logits: torch.Tensor, draft_logits: torch.Tensor | None, draft_sampled: torch.Tensor,
@@ -57,7 +59,7 @@ class AutoJudgeRejectionSampler(RejectionSampler):
         states = self.sampler.sampling_states
         greedy = states.temperature.gpu[idx_mapping] == 0.0
         if not states.any_greedy(idx_mapping_np):
-            self.counters.add(greedy, cu_num_logits)
+            self.step_lenient.append(self.counters.add(greedy, cu_num_logits))
             return processed, sampled, num_sampled
         hidden = self.hidden_rows[start:self._next_row] if self.needs_hidden else None
         allowed = rule_allowed_rows(self.rule, processed, verify_draft_sampled, hidden)
@@ -65,6 +67,6 @@ class AutoJudgeRejectionSampler(RejectionSampler):
         vocab = processed.shape[-1] if draft_logits is None else min(processed.shape[-1], draft_logits.shape[-1])
         result = verify_windows(processed[:, :vocab].argmax(-1), verify_draft_sampled, cu_num_logits,
                                 self.num_speculative_steps, allowed, self.end_ids, self.rule)
-        self.counters.add(greedy, cu_num_logits, result, self.end_ids)
+        self.step_lenient.append(self.counters.add(greedy, cu_num_logits, result, self.end_ids))
         sampled, num_sampled = merge_greedy(greedy, result, sampled, num_sampled)
         return processed, sampled, num_sampled

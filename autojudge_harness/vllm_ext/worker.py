@@ -2,7 +2,8 @@
 
 It builds ``AutoJudgeModelRunner`` through ``Worker._make_model_runner`` (the override point
 vLLM documents). ``AutoJudgeRPC`` (shared with the CPU worker) serves
-``llm.collective_rpc("autojudge_stats")`` and ``llm.collective_rpc("autojudge_configure", ...)``.
+``llm.collective_rpc("autojudge_stats")``, ``llm.collective_rpc("autojudge_requests")``, ``llm.collective_rpc("autojudge_configure", ...)`` and
+``llm.collective_rpc("autojudge_rule", ...)``.
 """
 
 from __future__ import annotations
@@ -20,9 +21,17 @@ class AutoJudgeRPC:
         """This worker's cumulative AutoJudge counts (``AutoJudgeModelRunner.autojudge_stats``)."""
         return self.model_runner.autojudge_stats()
 
+    def autojudge_requests(self) -> dict | None:
+        """Per-request step records since the last call (``AutoJudgeModelRunner.autojudge_requests``)."""
+        return self.model_runner.autojudge_requests()
+
     def autojudge_configure(self, threshold: float) -> float:
         """Set the judge threshold of the following steps (``AutoJudgeModelRunner.autojudge_configure``)."""
         return self.model_runner.autojudge_configure(threshold)
+
+    def autojudge_rule(self, settings: dict) -> dict:
+        """Switch the lenient rule of the following steps (``AutoJudgeModelRunner.autojudge_rule``)."""
+        return self.model_runner.autojudge_rule(settings)
 
 
 class AutoJudgeWorker(AutoJudgeRPC, Worker):
