@@ -57,7 +57,7 @@ def test_table_has_one_row_per_mode_with_the_costs_and_intervals():
 @pytest.fixture(scope="module")
 def tiny_chat_dir(tmp_path_factory):
     """The tiny target of conftest with a chat template (the demo applies it, as lm-eval's CLI does)."""
-    from conftest import make_tiny_model, make_tiny_tokenizer
+    from tiny_models import make_tiny_model, make_tiny_tokenizer
 
     path = tmp_path_factory.mktemp("tiny-chat")
     make_tiny_model(layers=3).save_pretrained(path)

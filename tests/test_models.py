@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from conftest import make_tiny_model, make_tiny_tokenizer
+from tiny_models import make_tiny_model, make_tiny_tokenizer
 from autojudge_harness.models import PRESETS, check_tokenizers_match, load_pair, resolve_preset
 from autojudge_harness.resources import shipped_classifier
 

@@ -262,9 +262,12 @@ def summarize(fold_results: list[dict], lossless: dict | None, folds_path: Path,
     }
 
 
-def request_stats(path: Path) -> dict[int, dict]:
-    """The per-request statistics in ``path`` by doc_id (a rerun appends: the last record wins)."""
-    return {row["doc_id"]: row for row in read_jsonl(path)}
+def request_stats(path: Path, doc_ids: Sequence[int]) -> dict[int, dict]:
+    """The per-request statistics in ``path`` of a run on ``doc_ids``, by the task's doc id (a rerun
+    appends: the last record wins). lm-eval numbers the requests of a ``samples=`` run 0..k-1 in
+    dataset order, so record k belongs to the k-th smallest of ``doc_ids``."""
+    order = sorted(doc_ids)
+    return {order[row["doc_id"]]: row for row in read_jsonl(path) if row["doc_id"] < len(order)}
 
 
 def paired_with_lossless(per_problem: list[dict], run_dir: Path, folds: int) -> dict:
@@ -274,10 +277,11 @@ def paired_with_lossless(per_problem: list[dict], run_dir: Path, folds: int) -> 
     the per-request statistics (fold-K/samples.jsonl, lossless/samples.jsonl; without them, the
     verdicts only)."""
     judged = {}
-    for fold in range(folds):
-        judged |= request_stats(run_dir / f"fold-{fold}" / "samples.jsonl")
-    base = request_stats(run_dir / "lossless" / "samples.jsonl")
     docs = [p["doc_id"] for p in per_problem]
+    for fold in range(folds):
+        judged |= request_stats(run_dir / f"fold-{fold}" / "samples.jsonl",
+                                [p["doc_id"] for p in per_problem if p["fold"] == fold])
+    base = request_stats(run_dir / "lossless" / "samples.jsonl", docs)
     same = [p["passed"] == p["lossless_passed"] for p in per_problem]
     passed = [float(p["passed"]) for p in per_problem]
     lossless_ci = mean_ci([float(p["lossless_passed"]) for p in per_problem])
