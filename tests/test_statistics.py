@@ -91,11 +91,12 @@ def test_lcb_5fold_pairs_each_problem_with_its_lossless_run(tmp_path):
 
     write(tmp_path / "fold-0", [{"doc_id": 0, "target_calls": 99, "finish_reason": "eos"},   # a rerun appended:
                                 {"doc_id": 0, "target_calls": 8, "finish_reason": "eos"}])   # the last one counts
-    write(tmp_path / "fold-1", [{"doc_id": 1, "target_calls": 20, "finish_reason": "length"}])
+    # lm-eval numbers a samples= run's requests 0..k-1: fold-1's one request is the task's doc 1
+    write(tmp_path / "fold-1", [{"doc_id": 0, "target_calls": 20, "finish_reason": "length"}])
     write(tmp_path / "lossless", [{"doc_id": 0, "target_calls": 10, "finish_reason": "eos"},
                                   {"doc_id": 1, "target_calls": 40, "finish_reason": "length"}])
-    per_problem = [{"doc_id": 0, "passed": True, "lossless_passed": True},
-                   {"doc_id": 1, "passed": False, "lossless_passed": True}]
+    per_problem = [{"doc_id": 0, "fold": 0, "passed": True, "lossless_passed": True},
+                   {"doc_id": 1, "fold": 1, "passed": False, "lossless_passed": True}]
     paired = paired_with_lossless(per_problem, tmp_path, 2)
     assert paired["target_calls_vs_lossless"] == pytest.approx(28 / 50)
     assert paired["target_calls_vs_lossless_uncapped"] == pytest.approx(0.8) and paired["capped"] == 1
