@@ -134,22 +134,25 @@ class SpeculativeDecoder:
             if self.settings.end_guard:
                 ends = self._ends(tokens, drafted, target_tokens[:width], allowed, emitted)
         result = accept(drafted, target_tokens, allowed, ends, emitted)
-        emitted_tokens = [t for t in result.tokens.tolist() if t >= 0]   # the cycle's one host sync
+        # the cycle's one host sync: the tokens, then the lenient flags of d1..dW and of the emitted token
+        row = torch.cat([result.tokens, result.lenient_accepted.long(), result.lenient_emitted.long().view(1)]).tolist()
+        emitted_tokens = [t for t in row[:width + 1] if t >= 0]
+        lenient, replaced = row[width + 1:-1], bool(row[-1])
         accepted = len(emitted_tokens) - 1
         tokens.extend(emitted_tokens)
         target.crop(start + 1 + accepted)
         draft.crop(min(draft.length, start + 1 + accepted))
         if not width:
             return None
-        judged = int(result.lenient_accepted.sum())
+        judged = sum(lenient)
         stats.cycles += 1
         stats.drafted_tokens += width
         stats.accepted_lenient += judged
         stats.accepted_exact += accepted - judged
-        stats.lenient_emitted += int(result.lenient_emitted)
+        stats.lenient_emitted += int(replaced)
         if judged:
-            return int(result.lenient_accepted.nonzero()[0, 0])
-        return accepted if bool(result.lenient_emitted) else None
+            return lenient.index(1)
+        return accepted if replaced else None
 
     def _propose(self, tokens: list[int], draft: CachedModel, width: int):
         """Greedy draft tokens d1..dW (a device tensor); for a rule that needs them, the draft's hidden
