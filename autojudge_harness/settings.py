@@ -109,9 +109,6 @@ class AcceptanceSettings:
         """The rule object (judge or oracle file loaded), or None for lossless. Built once per backend."""
         return None if self.rule is None else rule_class(self.rule)(**dict(self.params))
 
-    def load_judge(self) -> Judge | None:
-        return load_judge(self.judge) if self.judge else None
-
     def resolved_threshold(self, judge: Judge | None) -> float:
         """The threshold in force: the settings', else the judge file's (0 without a judge)."""
         if self.threshold is not None:
