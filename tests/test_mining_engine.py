@@ -84,7 +84,10 @@ def test_engine_miner_equals_sequential(tiny_pair, batch_size, end_guard, worker
     miner = Miner.for_pair(tiny_pair, LastWord(), max_new_tokens=36, stop=stop, end_guard=end_guard)
     engine = EngineMiner(miner, hf_generate(tiny_pair.target, calls), tiny_pair.target, tiny_pair.draft, batch_size,
                          answer_workers=workers)
+    heard = []
+    engine.on_progress = heard.append   # the progress bar's live counts (autojudge mine) hear every question
     got = dict(engine.mine_many((i, p, None) for i, p in enumerate(seqs)))
+    assert sum(1 for h in heard if h.mismatch is not None) == sum(len(q.mismatches) for q in expected)
     assert sorted(got) == list(range(len(seqs)))
     for i, q in enumerate(expected):
         assert_same(q, got[i])

@@ -157,24 +157,16 @@ class _Slot:
     waiting: cf.Future | None = None
 
 
-class BatchedMiner:
-    """Algorithm 1 for many questions at once (module docstring); ``miner`` supplies the settings and
-    the per-question logic, ``target`` / ``draft`` are the pair's transformers models."""
+class SlotMiner:
+    """The slot scheduler of the many-question miners: up to ``batch_size`` questions active, each a
+    ``Miner.steps`` generator; a finished slot is refilled from the queue. A subclass makes a slot
+    (``_new_slot``), computes one round of the active slots' requests (``_dispatch``) and runs a slot to
+    its next request (``_advance``); answers computed in the pool wake their slots here."""
 
-    def __init__(self, miner: Miner, target: torch.nn.Module, draft: torch.nn.Module, batch_size: int,
-                 answer_workers: int = 0):
+    def __init__(self, miner: Miner, batch_size: int, answer_workers: int = 0):
         self.miner = miner
         self.batch_size = batch_size
-        self.lms = {"target": BatchedLM(target, batch_size), "draft": BatchedLM(draft, batch_size)}
         self.answer_workers = answer_workers
-
-    @classmethod
-    def for_pair(cls, pair, equivalence: Equivalence | None, batch_size: int, max_new_tokens: int = 192,
-                 stop: Sequence[str] = (), lookahead: int = 0, end_guard: bool = True,
-                 answer_workers: int = 0) -> "BatchedMiner":
-        """A batched miner for an ``autojudge_harness.models.ModelPair`` (KV-cache reuse always on)."""
-        miner = Miner.for_pair(pair, equivalence, max_new_tokens, stop, True, lookahead, end_guard)
-        return cls(miner, pair.target, pair.draft, batch_size, answer_workers)
 
     @property
     def on_progress(self):
@@ -194,7 +186,7 @@ class BatchedMiner:
         """(key, MinedQuestion) for each (key, prompt ids, equivalence) of ``questions``, in the order
         they finish; ``questions`` is consumed lazily (a slot is refilled when one finishes)."""
         queue = iter(questions)
-        slots: list[_Slot | None] = [None] * self.batch_size
+        slots: list = [None] * self.batch_size
         finished: list[tuple[Hashable, MinedQuestion]] = []
         pool = cf.ThreadPoolExecutor(self.answer_workers) if self.answer_workers else None
         try:
@@ -202,30 +194,64 @@ class BatchedMiner:
                 for i in range(self.batch_size):
                     item = next(queue, None) if slots[i] is None else None
                     if item is not None:
-                        key, prompt_ids, equivalence = item
-                        slots[i] = _Slot(key, self.miner.steps(prompt_ids, equivalence))
+                        slots[i] = self._new_slot(*item)
                         self._advance(slots, i, None, pool, finished)
                 yield from finished
                 finished.clear()
-                feeds = {name: [(i, s.request) for i, s in enumerate(slots)
-                                if s and s.request and s.request.model == name] for name in self.lms}
-                waiting = [s.waiting for s in slots if s and s.waiting]
-                if not any(feeds.values()):
+                if all(s is None for s in slots):
+                    return
+                if not self._dispatch(slots, pool, finished):
+                    waiting = [s.waiting for s in slots if s and s.waiting]
                     if not waiting:
-                        if all(s is None for s in slots):
-                            return
                         raise AssertionError("an active question has neither a request nor a pending answer")
                     cf.wait(waiting, return_when=cf.FIRST_COMPLETED)
-                for name, requests in feeds.items():
-                    if requests:
-                        for (i, _), reply in zip(requests, batch_replies(self.lms[name], requests)):
-                            self._advance(slots, i, reply, pool, finished)
                 for i, slot in enumerate(slots):
                     if slot and slot.waiting and slot.waiting.done():
                         self._advance(slots, i, slot.waiting.result(), pool, finished)
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+
+    def _new_slot(self, key: Hashable, prompt_ids: Sequence[int], equivalence: Equivalence | None):
+        raise NotImplementedError
+
+    def _dispatch(self, slots: list, pool, finished: list) -> bool:
+        """Compute this round's requests of the active slots and advance them; False if none had one."""
+        raise NotImplementedError
+
+    def _advance(self, slots: list, i: int, reply, pool, finished: list) -> None:
+        raise NotImplementedError
+
+
+class BatchedMiner(SlotMiner):
+    """Algorithm 1 for many questions at once (module docstring); ``miner`` supplies the settings and
+    the per-question logic, ``target`` / ``draft`` are the pair's transformers models."""
+
+    def __init__(self, miner: Miner, target: torch.nn.Module, draft: torch.nn.Module, batch_size: int,
+                 answer_workers: int = 0):
+        super().__init__(miner, batch_size, answer_workers)
+        self.lms = {"target": BatchedLM(target, batch_size), "draft": BatchedLM(draft, batch_size)}
+
+    @classmethod
+    def for_pair(cls, pair, equivalence: Equivalence | None, batch_size: int, max_new_tokens: int = 192,
+                 stop: Sequence[str] = (), lookahead: int = 0, end_guard: bool = True,
+                 answer_workers: int = 0) -> "BatchedMiner":
+        """A batched miner for an ``autojudge_harness.models.ModelPair`` (KV-cache reuse always on)."""
+        miner = Miner.for_pair(pair, equivalence, max_new_tokens, stop, True, lookahead, end_guard)
+        return cls(miner, pair.target, pair.draft, batch_size, answer_workers)
+
+    def _new_slot(self, key, prompt_ids, equivalence) -> _Slot:
+        return _Slot(key, self.miner.steps(prompt_ids, equivalence))
+
+    def _dispatch(self, slots: list, pool, finished: list) -> bool:
+        """One forward per model for the Feed requests of all active slots."""
+        feeds = {name: [(i, s.request) for i, s in enumerate(slots) if s and s.request and s.request.model == name]
+                 for name in self.lms}
+        for name, requests in feeds.items():
+            if requests:
+                for (i, _), reply in zip(requests, batch_replies(self.lms[name], requests)):
+                    self._advance(slots, i, reply, pool, finished)
+        return any(feeds.values())
 
     def _advance(self, slots: list, i: int, reply, pool, finished: list) -> None:
         """Send ``reply`` to slot i's question and run it to its next Feed (or pending answer, or end)."""

@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 from dataclasses import dataclass, field
-from typing import Callable, Hashable, Iterable, Iterator, Sequence
+from typing import Callable, Hashable, Iterable, Sequence
 
 import torch
 
 from .algorithm import Answer, Equivalence, Feed, MinedQuestion, Miner
-from .batched import BatchedLM, batch_replies
+from .batched import BatchedLM, SlotMiner, batch_replies
 
 Generate = Callable[[list[list[int]], list[int]], list[list[int]]]
 
@@ -103,7 +103,7 @@ class _Question:
     engine_tokens: int = 0
 
 
-class EngineMiner:
+class EngineMiner(SlotMiner):
     """Algorithm 1 for many questions with the target's greedy generations from ``generate`` (see the
     module docstring). ``miner`` supplies the settings and per-question logic; ``draft`` is the HF draft
     (batched over ``batch_size`` questions), ``target`` the HF target for the feature forward."""
@@ -112,10 +112,9 @@ class EngineMiner:
                  batch_size: int, answer_workers: int = 0):
         if miner.lookahead:
             raise ValueError("the engine miner takes no look-ahead (its continuations are whole generations)")
-        self.miner, self.generate, self.target = miner, generate, target
-        self.batch_size = batch_size
+        super().__init__(miner, batch_size, answer_workers)
+        self.generate, self.target = generate, target
         self.draft = BatchedLM(draft, batch_size)
-        self.answer_workers = answer_workers
         self.engine_calls = 0
 
     @classmethod
@@ -126,52 +125,25 @@ class EngineMiner:
         miner = Miner.for_pair(pair, equivalence, max_new_tokens, stop, True, 0, end_guard)
         return cls(miner, generate, pair.target, pair.draft, batch_size, answer_workers)
 
-    def mine(self, prompt_ids: Sequence[int], equivalence: Equivalence | None = None) -> MinedQuestion:
-        """Algorithm 1 on one prompt."""
-        return next(self.mine_many([(None, prompt_ids, equivalence)]))[1]
+    def _new_slot(self, key, prompt_ids, equivalence) -> _Question:
+        return _Question(key, list(prompt_ids), self.miner.steps(prompt_ids, equivalence))
 
-    def mine_many(self, questions: Iterable[tuple[Hashable, Sequence[int], Equivalence | None]]
-                  ) -> Iterator[tuple[Hashable, MinedQuestion]]:
-        """(key, MinedQuestion) for each (key, prompt ids, equivalence), in the order they finish."""
-        queue = iter(questions)
-        slots: list[_Question | None] = [None] * self.batch_size
-        finished: list[tuple[Hashable, MinedQuestion]] = []
-        pool = cf.ThreadPoolExecutor(self.answer_workers) if self.answer_workers else None
-        try:
-            while True:
-                for i in range(self.batch_size):
-                    item = next(queue, None) if slots[i] is None else None
-                    if item is not None:
-                        key, prompt_ids, equivalence = item
-                        slots[i] = _Question(key, list(prompt_ids), self.miner.steps(prompt_ids, equivalence))
-                        self._advance(slots, i, None, pool, finished)
-                yield from finished
-                finished.clear()
-                active = [(i, q) for i, q in enumerate(slots) if q]
-                if not active:
-                    return
-                drafts = [(i, q.request) for i, q in active if q.request and q.request.model == "draft"]
-                queries = [(i, q) for i, q in active if q.query is not None]
-                waiting = [q.waiting for _, q in active if q.waiting]
-                if not drafts and not queries:
-                    if not waiting:
-                        raise AssertionError("an active question has neither a request nor a pending answer")
-                    cf.wait(waiting, return_when=cf.FIRST_COMPLETED)
-                if drafts:
-                    with torch.inference_mode():
-                        replies = batch_replies(self.draft, drafts)
-                    for (i, _), reply in zip(drafts, replies):
-                        self._advance(slots, i, reply, pool, finished)
-                if queries:
-                    self._run_engine([q for _, q in queries])
-                    for i, q in queries:
-                        self._advance(slots, i, self._target_reply(q), pool, finished)
-                for i, q in enumerate(slots):
-                    if q and q.waiting and q.waiting.done():
-                        self._advance(slots, i, q.waiting.result(), pool, finished)
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+    def _dispatch(self, slots: list, pool, finished: list) -> bool:
+        """One batched draft forward for the draft requests, one engine call for the uncovered target
+        contexts."""
+        active = [(i, q) for i, q in enumerate(slots) if q]
+        drafts = [(i, q.request) for i, q in active if q.request and q.request.model == "draft"]
+        queries = [(i, q) for i, q in active if q.query is not None]
+        if drafts:
+            with torch.inference_mode():
+                replies = batch_replies(self.draft, drafts)
+            for (i, _), reply in zip(drafts, replies):
+                self._advance(slots, i, reply, pool, finished)
+        if queries:
+            self._run_engine([q for _, q in queries])
+            for i, q in queries:
+                self._advance(slots, i, self._target_reply(q), pool, finished)
+        return bool(drafts or queries)
 
     def _run_engine(self, questions: list[_Question]) -> None:
         """One engine call: each question's query continued greedily up to its remaining budget."""
