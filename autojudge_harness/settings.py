@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .judge import Judge, JudgeFileError, load_judge
+from .judge import JudgeFileError, load_judge
 from .rules import RULES, Rule, RuleError, param_owner, rule_class
 
 DEFAULT_WINDOW = 8   # W, draft tokens per cycle: the one default of every backend and job
@@ -108,12 +108,6 @@ class AcceptanceSettings:
     def build_rule(self) -> Rule | None:
         """The rule object (judge or oracle file loaded), or None for lossless. Built once per backend."""
         return None if self.rule is None else rule_class(self.rule)(**dict(self.params))
-
-    def resolved_threshold(self, judge: Judge | None) -> float:
-        """The threshold in force: the settings', else the judge file's (0 without a judge)."""
-        if self.threshold is not None:
-            return float(self.threshold)
-        return float(judge.threshold) if judge is not None else 0.0
 
     def with_params(self, **values) -> "AcceptanceSettings":
         """The same rule with some parameters changed."""

@@ -17,6 +17,7 @@ from autojudge_harness.judge import JudgeFileError, save_judge
 from autojudge_harness.stats import DecodingStats
 from autojudge_harness.vllm_ext import metrics, settings
 from autojudge_harness.settings import AcceptanceSettings
+from autojudge_harness.rules.judge import JudgeRule
 from autojudge_harness.vllm_ext.settings import (VLLMSettingsError, check_speculative_config, check_vllm_version,
                                                  engine_kwargs, from_additional_config, load_vllm_judge,
                                                  to_additional_config)
@@ -218,8 +219,8 @@ def test_speculative_config_objects_are_checked_as_in_the_worker():
 def test_judge_checks_for_the_vllm_backend(tmp_path):
     dt = AcceptanceSettings.from_args(str(write_judge(tmp_path / "dt.safetensors")))
     judge = load_vllm_judge(dt, 8, 99, "t", "d")   # DT: the draft's hidden size does not matter
-    assert dt.resolved_threshold(judge) == 0.3
-    assert AcceptanceSettings.from_args(dt.judge, 1.5).resolved_threshold(judge) == 1.5
+    assert JudgeRule(judge, threshold=dt.threshold)["threshold"] == 0.3   # the judge file's own
+    assert JudgeRule(judge, threshold=AcceptanceSettings.from_args(dt.judge, 1.5).threshold)["threshold"] == 1.5
     with pytest.raises(JudgeFileError, match="target hidden size 4096 != judge's 8"):
         load_vllm_judge(dt, 4096, 6)
     with pytest.raises(JudgeFileError, match="target model 'other' != judge's 't'"):

@@ -24,6 +24,7 @@ import time
 
 from ..draft_export import engine_pair
 from ..rules import param_owner
+from ..rules.judge import JudgeRule
 from ..vllm_ext import metrics
 from ..settings import AcceptanceSettings
 from ..vllm_ext.settings import (CONFIGURE_RPC, REQUESTS_RPC, STATS_RPC, VLLMSettingsError, cpu_engine_defaults,
@@ -85,7 +86,7 @@ class AutoJudgeVLLM(VLLM):
                                                                **config_kwargs),
                                         draft_path and _hidden_size(draft_path, **config_kwargs), pair.target,
                                         draft_name)
-            settings = settings.with_params(threshold=settings.resolved_threshold(judge_obj))
+            settings = settings.with_params(threshold=JudgeRule(judge_obj, threshold=settings.threshold)["threshold"])
         llm_kwargs = engine_kwargs(draft_path, config.window, settings, speculative, RELEASE.worker_cls, extra_config)
         super().__init__(pretrained=pair.target_path, **kwargs, **llm_kwargs)
         self.autojudge_settings = settings
@@ -115,7 +116,7 @@ class AutoJudgeVLLM(VLLM):
                                     f"thresholds of its judge (or lossless); {settings.mode} needs another engine")
         if settings.end_guard != built.end_guard:
             raise VLLMSettingsError("end_guard is fixed when the engine is built; it cannot change in a sweep")
-        threshold = settings.resolved_threshold(self._judge) if settings.mode == "judge" else 0.0
+        threshold = JudgeRule(self._judge, threshold=settings.threshold)["threshold"] if settings.mode == "judge" else 0.0
         applied = set(self.model.collective_rpc(CONFIGURE_RPC, args=(threshold,)))
         if applied != {threshold}:
             raise VLLMSettingsError(f"the workers set thresholds {sorted(applied)}, not {threshold}")

@@ -74,7 +74,7 @@ class AutoJudgeModelRunner(GPUModelRunner):
         draft_hidden = draft_config.get_hidden_size() if draft_config is not None else None
         judge = load_vllm_judge(settings, self.model_config.get_hidden_size(), draft_hidden,
                                 engine_dtype=self.model_config.dtype)
-        return JudgeRule(judge, threshold=settings.resolved_threshold(judge))
+        return JudgeRule(judge, threshold=settings.threshold)
 
     def sample(self, hidden_states: torch.Tensor, input_batch, grammar_output):
         sampler = self.rejection_sampler
