@@ -303,10 +303,12 @@ def configure_parser(p) -> None:
 def main(args) -> int:
     question_ids = json.loads(args.question_ids.read_text()) if args.question_ids else None
     feature_kind = feature_kind_for(args.backend, args.feature_kind)
-    report = train(args.features, args.out, feature_kind, args.recall, args.seed, args.target_model,
-                   args.draft_model, question_ids=question_ids, val_fraction=args.val_fraction,
-                   keep_end_mismatches=args.keep_end_mismatches, dtype=args.dtype, target_model_id=args.target_id,
-                   draft_model_id=args.draft_id)
+    with warnings.catch_warnings():   # the report's warnings are printed below, once
+        warnings.filterwarnings("ignore", message="small validation set")
+        report = train(args.features, args.out, feature_kind, args.recall, args.seed, args.target_model,
+                       args.draft_model, question_ids=question_ids, val_fraction=args.val_fraction,
+                       keep_end_mismatches=args.keep_end_mismatches, dtype=args.dtype, target_model_id=args.target_id,
+                       draft_model_id=args.draft_id)
     for note in report["warnings"]:
         print(f"warning: {note}")
     for kind, r in report["kinds"].items():

@@ -1,6 +1,8 @@
 """Judge training on synthetic mined features: grid search, split by question, threshold, errors."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -142,3 +144,12 @@ def test_the_feature_kind_defaults_to_what_the_backend_loads(tmp_path, capsys):
     assert "(DT, float32 features, data from an unrecorded source)" in capsys.readouterr().out
     assert main(["train", "--features", str(feats), "--out", str(tmp_path / "h.safetensors")]) == 0
     assert load_judge(tmp_path / "h.safetensors").feature_kind == "DD-DT"
+
+
+def test_the_cli_prints_a_small_validation_warning_once(tmp_path):
+    feats = write_features(tmp_path / "f.safetensors", n_questions=6, per_question=10)
+    run = subprocess.run([sys.executable, "-m", "autojudge_harness", "train", "--features", str(feats),
+                          "--out", str(tmp_path / "j.safetensors"), "--val-fraction", "0.1"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert (run.stdout + run.stderr).count("small validation set") == 1, run.stdout + run.stderr
