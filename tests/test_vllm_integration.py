@@ -476,3 +476,16 @@ def test_lm_eval_model_reports_per_request_statistics_and_engine_deltas():
     assert stats["batched"]["engine_cycles"] == 20 and stats["mean_acceptance_length"] == 3.5
     assert stats["accepted_per_position"] == [18, 14, 10, 8]
     assert stats["sampler"]["judge_accepted_per_position"] == [2, 2, 0, 0] and stats["wall_time_s"] > 0
+
+
+def test_per_request_rows_name_their_document_and_finish_reason():
+    from autojudge_harness.lm_eval_models.vllm import PROMPT_KEY_TOKENS, finish_reason, prompt_key
+
+    done = SimpleNamespace
+    assert finish_reason(done(finish_reason="length", stop_reason=None)) == "length"
+    assert finish_reason(done(finish_reason="stop", stop_reason="\n\n")) == "stop"     # a stop string
+    assert finish_reason(done(finish_reason="stop", stop_reason=None)) == "eos"        # an end token
+    assert finish_reason(done(finish_reason="stop", stop_reason=128009)) == "eos"
+    long = list(range(PROMPT_KEY_TOKENS + 50))
+    assert prompt_key(long) == prompt_key(long[30:])   # lm-eval's left truncation keeps the key
+    assert prompt_key(long) != prompt_key(long[:-1])

@@ -500,7 +500,8 @@ def configure_parser(p) -> None:
                    help="autojudge_hf (default), or autojudge_vllm: one engine for the judge, its threshold changed "
                    "between points by an RPC; lossless = threshold 0; judge points only (docs/vllm.md)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    p.add_argument("--dtype", default="auto", help="model dtype (default auto: bfloat16 on GPU, float32 on CPU)")
+    p.add_argument("--dtype", default="auto", help="model dtype (default auto: bfloat16 on GPU, float32 on CPU; "
+                   "--backend vllm: the engine's, auto = vLLM's choice from the checkpoint)")
     p.add_argument("--compile", action="store_true", help="static KV cache + torch.compile (GPU)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--out", type=Path, required=True, help="output folder (points/, sweep.json, sweep.png)")

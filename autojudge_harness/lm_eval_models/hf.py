@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,7 +33,7 @@ from ..rules import param_owner
 from ..settings import AcceptanceSettings, SettingsError, boolean, check_window
 from ..stats import DecodingStats
 from .model_args import check_known, parameters
-from .registration import (PENDING_SUFFIX, DropRecords, check_cli_output_path, cli_output_path, quiet_lm_eval_logs,
+from .registration import (DropRecords, check_cli_output_path, pending_stats_path, quiet_lm_eval_logs,
                            sampling_source)
 
 OWN_KEYS = ("pretrained", "draft", "rule", *param_owner(), "end_guard", "window", "dtype",
@@ -138,21 +136,11 @@ class AutoJudgeHFLM(HFLM):
         self.sample_stats: list[dict] = []
         self._family_checked: set[str] = set()
         self.total_stats = DecodingStats()
-        self.sample_stats_path = Path(sample_stats_path) if sample_stats_path else self._default_stats_path()
+        self.sample_stats_path = Path(sample_stats_path) if sample_stats_path else pending_stats_path()
 
     def warm_up(self) -> None:
         """One short decode, so that one-off allocation costs do not land in a timed run."""
         self.decoder.generate(self.tok_encode("Warm-up: 1 + 1 ="), 8)
-
-    @staticmethod
-    def _default_stats_path() -> Path | None:
-        """In a CLI run with --output_path: a pending file there, which ``registration.place_stats_file``
-        moves beside the results file once lm-eval saves it; else None (no file)."""
-        out = cli_output_path()
-        if out is None:
-            return None
-        folder = Path(out).parent if Path(out).suffix == ".json" else Path(out)
-        return folder / f"autojudge_samples_{time.strftime('%Y-%m-%dT%H-%M-%S')}_{os.getpid()}{PENDING_SUFFIX}"
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         """Decode each request greedily with AutoJudge; stop strings and max_gen_toks as lm-eval passes them."""

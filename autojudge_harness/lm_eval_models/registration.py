@@ -11,8 +11,10 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import os
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -108,6 +110,16 @@ def cli_option(names: tuple[str, ...], argv: list[str] | None = None) -> str | N
 def cli_output_path(argv: list[str] | None = None) -> str | None:
     """The CLI's ``--output_path`` / ``-o`` value, or None (not the CLI, or not given)."""
     return cli_option(("--output_path", "-o"), argv)
+
+
+def pending_stats_path() -> Path | None:
+    """Where a model writes its per-request statistics in a CLI run with --output_path: a pending file
+    there, which ``place_stats_file`` moves beside the results file once lm-eval saves it; else None."""
+    out = cli_output_path()
+    if out is None:
+        return None
+    folder = Path(out).parent if Path(out).suffix == ".json" else Path(out)
+    return folder / f"autojudge_samples_{time.strftime('%Y-%m-%dT%H-%M-%S')}_{os.getpid()}{PENDING_SUFFIX}"
 
 
 def check_cli_output_path() -> None:

