@@ -143,6 +143,11 @@ def test_combine_is_paired_with_lossless_and_carries_intervals():
     assert judge["share_of_oracle_saving"] == pytest.approx(0.2 / 0.28)
     assert judge["wall_time_vs_lossless"] == pytest.approx(10 / 12)
     assert combined["pareto"]["agreement_with_lossless"]["target_calls_vs_lossless"] == ["oracle"]
+    assert combine(_runs(), TASK, judge_family="gsm8k")["judge_cross_task"] is False
+    cross = combine(_runs(), TASK, judge_family="livecodebench")   # a LiveCodeBench judge on GSM8K
+    assert cross["judge_cross_task"] and cross["judge_task_family"] == "livecodebench"
+    assert [r["label"] for r in cross["points"] if r["rule"] == "judge"] == ["judge t=0.3 (cross-task)"]
+    assert "| judge t=0.3 (cross-task) |" in "\n".join(table_lines(cross))
     with pytest.raises(ValueError, match="lossless"):
         combine(_runs()[1:], TASK)
     with pytest.raises(ValueError, match="not in"):

@@ -31,7 +31,7 @@ from typing import NamedTuple
 from tqdm import tqdm
 
 from ..cli_args import add_pair_arguments
-from ..judge import Judge, load_judge
+from ..judge import Judge, load_judge, task_family
 from ..settings import AcceptanceSettings
 from .evaluation import STATS_FILE, evaluate_into, saved_run
 from .statistics import (LEVEL, RESAMPLES, SEED, bootstrap_indices, compare_with_lossless, matched_agreement,
@@ -148,11 +148,12 @@ class PointRun(NamedTuple):
 def run_sweep(lm, points: list[SweepPoint], task: str, out_dir: Path, *,
               task_manager=None, limit: int | float | None = None, gen_kwargs: str | None = None,
               apply_chat_template: bool = False, metric: str | None = None,
-              confirm_run_unsafe_code: bool = False, judge_threshold: float | None = None) -> dict:
+              confirm_run_unsafe_code: bool = False, judge_threshold: float | None = None,
+              judge_family: str | None = None) -> dict:
     """Evaluate every point with ``lm`` (an ``AutoJudgeHFLM``, or the vLLM backend's model) into
     ``out_dir``/points/<slug>/ (``evaluation.evaluate_into``'s files); write sweep.json and
     sweep.png; return the combined leaderboard. ``judge_threshold``: the judge file's own (the goal
-    line's point). Tasks that execute model-written code (``unsafe_code``, e.g. LiveCodeBench)
+    line's point); ``judge_family``: the task family it was trained on (``combine``). Tasks that execute model-written code (``unsafe_code``, e.g. LiveCodeBench)
     need ``confirm_run_unsafe_code``, as with lm-eval's CLI."""
     import lm_eval
 
@@ -177,7 +178,7 @@ def run_sweep(lm, points: list[SweepPoint], task: str, out_dir: Path, *,
             saved = saved_run(point_dir, task)
         results_file, results, samples, stats = saved
         runs.append(PointRun(point, results, samples, stats, results_file))
-    combined = combine(runs, task, metric, judge_threshold)
+    combined = combine(runs, task, metric, judge_threshold, judge_family)
     (out_dir / "sweep.json").write_text(json.dumps(combined, indent=2))
     plot_sweep(combined, out_dir / "sweep.png")
     return combined
@@ -238,15 +239,19 @@ def paired_figures(records: dict[str, dict], lossless: dict[str, dict]) -> dict:
                                  [m["capped"] for m in mine], [lossless[d]["capped"] for d in docs], agree, correct)
 
 
-def combine(runs: list[PointRun], task: str, metric: str | None = None, judge_threshold: float | None = None) -> dict:
+def combine(runs: list[PointRun], task: str, metric: str | None = None, judge_threshold: float | None = None,
+            judge_family: str | None = None) -> dict:
     """Leaderboard over ``runs``; the first must be lossless (the reference for relative cost and
     agreement, paired per question: ``paired_figures``). With an oracle run, each row's
     ``share_of_oracle_saving`` is its saving in target calls over the oracle's. Ends with the
-    matched-agreement table (``statistics.matched_agreement``)."""
+    matched-agreement table (``statistics.matched_agreement``). A judge trained on another task
+    family than ``task``'s (``judge_family``, e.g. a GSM8K judge on LiveCodeBench) is marked
+    cross-task: ``judge_cross_task`` and " (cross-task)" in its points' labels."""
     if not runs or runs[0].point.rule != "lossless":
         raise ValueError("the first sweep point must be lossless")
     metric = metric or primary_metric(runs[0].results["results"][task])
     reference = question_records(runs[0].samples, runs[0].stats, metric)
+    cross_task = judge_family is not None and task_family(task) != judge_family
     if not reference:
         raise ValueError(f"the lossless run logged no samples of {task}")
     rows = []
@@ -257,7 +262,8 @@ def combine(runs: list[PointRun], task: str, metric: str | None = None, judge_th
         stats = run.results["config"]["autojudge"]["stats"]
         paired = paired_figures(question_records(run.samples, run.stats, metric), reference)
         rows.append({
-            "label": run.point.label, "rule": run.point.rule, "model_args": run.point.model_args,
+            "label": run.point.label + (" (cross-task)" if cross_task and run.point.rule == "judge" else ""),
+            "rule": run.point.rule, "model_args": run.point.model_args,
             "end_guard": run.point.end_guard, "metric": task_results[metric],
             "metric_stderr": task_results.get(metric.replace(",", "_stderr,", 1)),
             **{key: stats[key] for key in (*COST_KEYS, "accepted_per_cycle", "tokens_per_cycle",
@@ -279,7 +285,7 @@ def combine(runs: list[PointRun], task: str, metric: str | None = None, judge_th
         "task": task, "metric": metric, "documents": len(reference),
         "pair": {k: config.get(k) for k in ("target", "draft", "window", "dtype", "device", "preset")},
         "judge": next((r.results["config"]["autojudge"]["judge"] for r in runs if r.point.rule == "judge"), None),
-        "judge_threshold": judge_threshold,
+        "judge_threshold": judge_threshold, "judge_task_family": judge_family, "judge_cross_task": cross_task,
         "limit": runs[0].results["config"].get("limit"),
         "bootstrap": {"resamples": RESAMPLES, "seed": SEED, "level": LEVEL},
         "points": rows,
@@ -413,6 +419,8 @@ def print_table(combined: dict) -> None:
           f"{pair['draft']}, W={pair['window']}, judge={combined['judge']} (x: relative to lossless, lower is "
           f"cheaper; [..]: 95% paired bootstrap intervals over documents, {combined['bootstrap']['resamples']} "
           "resamples)")
+    if combined.get("judge_cross_task"):
+        print(f"cross-task: the judge was trained on {combined['judge_task_family']} mismatches, not this task's")
     print("\n".join(table_lines(combined)))
     for y, fronts in combined["pareto"].items():
         print(f"Pareto front, {y} vs target calls: {', '.join(fronts['target_calls_vs_lossless'])}")
@@ -554,7 +562,8 @@ def main(args) -> int:
     combined = run_sweep(lm, points, args.task, args.out, task_manager=TaskManager(include_path=str(include_path)),
                          limit=limit, gen_kwargs=args.gen_kwargs, apply_chat_template=not args.no_chat,
                          metric=args.metric, confirm_run_unsafe_code=args.confirm_run_unsafe_code,
-                         judge_threshold=load_judge(judge).threshold if judge else None)
+                         judge_threshold=load_judge(judge).threshold if judge else None,
+                         judge_family=load_judge(judge).task_family if judge else None)
     print_table(combined)
     print(f"\nwrote {args.out / 'sweep.json'} and {args.out / 'sweep.png'}")
     return 0
