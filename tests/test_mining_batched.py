@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ from autojudge_harness.cached_model import CachedModel
 from autojudge_harness.mining.algorithm import GSM8KEquivalence, Miner
 from autojudge_harness.mining.batched import BatchedLM, BatchedMiner
 from autojudge_harness.mining.store import load_merged, make_manifest, merge
-from autojudge_harness.bench.mining import labels, parse_batch_sizes
+from autojudge_harness.bench.mining import cpu_seconds, labels, parse_batch_sizes
 
 
 class LastWord:
@@ -239,3 +240,21 @@ def test_bad_inputs(tiny_pair):
 
     with pytest.raises(ValueError, match="--batch-size must be >= 1"):
         make_miner(tiny_pair, LastWord(), 0, 8, ())
+
+
+def test_cpu_seconds_include_a_live_child_process():
+    """bench mining's CPU column counts an engine's work done in a child process."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    before = cpu_seconds()
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time\nend = time.process_time() + 0.5\n"
+                              "while time.process_time() < end: pass\nsys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        while sum(psutil.Process(child.pid).cpu_times()[:2]) < 0.5:
+            time.sleep(0.05)
+        assert cpu_seconds() - before >= 0.5
+    finally:
+        child.communicate(b"")

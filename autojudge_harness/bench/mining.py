@@ -9,7 +9,9 @@ positions and final responses equal the sequential miner's, question by question
     autojudge bench mining --preset smollm2-135m --data train.jsonl -n 16 --max-new-tokens 128
 
 Each mode mines all questions, one mode after the other (a batched mode cannot be interleaved per
-question), so load from other processes can favour one mode: rerun to see the spread.
+question), so load from other processes can favour one mode in wall time. The CPU seconds column
+(this process and its child processes, a vLLM engine's included) does not depend on that load: on
+a shared machine, compare modes by it.
 """
 
 from __future__ import annotations
@@ -55,6 +57,14 @@ def parse_batch_sizes(spec: str) -> list[int]:
     if not sizes or any(s < 2 for s in sizes):
         raise ValueError(f"--batch-sizes must be integers >= 2 (1 is the sequential miner), got {spec!r}")
     return sizes
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) so far of this process and its live child processes (a vLLM engine's)."""
+    import psutil
+
+    me = psutil.Process()
+    return sum(sum(p.cpu_times()[:2]) for p in (me, *me.children(recursive=True)) if p.is_running())
 
 
 def labels(mined) -> tuple:
@@ -105,28 +115,33 @@ def main(args) -> int:
           f"{args.batched_lookahead}", flush=True)
     results, totals = {}, {}
     for name, miner in modes.items():
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), cpu_seconds()
         results[name] = dict(miner.mine_many(questions))
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
         mined = results[name].values()
-        totals[name] = {"seconds": seconds, "questions": len(mined),
+        totals[name] = {"seconds": seconds, "cpu_seconds": cpu, "questions": len(mined),
                         "skipped": sum(q.skipped is not None for q in mined),
                         "mismatches": sum(len(q.mismatches) for q in mined),
                         "important": sum(sum(m.important for m in q.mismatches) for q in mined)}
-        print(f"  {name}: {seconds:.1f} s, {totals[name]['mismatches']} labelled mismatches", flush=True)
-    base = next(iter(totals.values()))["seconds"]
+        print(f"  {name}: {seconds:.1f} s ({cpu:.1f} CPU s), {totals[name]['mismatches']} labelled mismatches",
+              flush=True)
+    base = next(iter(totals.values()))
     reference = {qid: labels(q) for qid, q in results[SEQUENTIAL].items()}
-    print("\n| mode | questions (skipped) | labelled mismatches | important | wall s | mismatches/min | questions/min "
-          "| vs first mode | identical labels to sequential |\n|---|---|---|---|---|---|---|---|---|")
+    print("\n| mode | questions (skipped) | labelled mismatches | important | wall s | mismatches/min | vs first mode "
+          "| CPU s | mismatches/CPU min | vs first mode, CPU | identical labels to sequential |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|")
     for name, t in totals.items():
         differ = sorted(qid for qid, q in results[name].items() if labels(q) != reference[qid])
         t["per_minute"] = 60 * t["mismatches"] / max(t["seconds"], 1e-9)
         t["questions_per_minute"] = 60 * t["questions"] / max(t["seconds"], 1e-9)
-        t["speedup"] = base / max(t["seconds"], 1e-9)
+        t["speedup"] = base["seconds"] / max(t["seconds"], 1e-9)
+        t["per_cpu_minute"] = 60 * t["mismatches"] / max(t["cpu_seconds"], 1e-9)
+        t["cpu_speedup"] = base["cpu_seconds"] / max(t["cpu_seconds"], 1e-9)
         t["differing_questions"] = differ
         same = "yes" if not differ else f"NO: questions {differ}"
         print(f"| {name} | {t['questions']} ({t['skipped']}) | {t['mismatches']} | {t['important']} "
-              f"| {t['seconds']:.1f} | {t['per_minute']:.1f} | {t['questions_per_minute']:.1f} | {t['speedup']:.2f}x | {same} |")
+              f"| {t['seconds']:.1f} | {t['per_minute']:.1f} | {t['speedup']:.2f}x | {t['cpu_seconds']:.1f} "
+              f"| {t['per_cpu_minute']:.1f} | {t['cpu_speedup']:.2f}x | {same} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "totals": totals}, indent=1))
     return 0 if not any(t["differing_questions"] for t in totals.values()) else 1
