@@ -168,9 +168,11 @@ def test_tables_matched_agreement_and_goal_line():
            "0.80x [0.80, 0.80] (4) |" in table
     matched = matched_lines(combined)
     assert "| 0.95 | oracle | oracle | 0.72x [" in "\n".join(matched)
-    assert "| 0.95 | top_k | none reaches it | - | - | - |" in matched
-    assert matched[-2] == ("agreement >= 0.95: judge wins (judge t=0.3, 0.80x lossless target calls; the only rule that "
-                           "reaches this agreement) (the perfect judge's ceiling: 0.72x)")   # the oracle is no rule to pick
+    assert "| 0.95 | top_k | none reaches it | - | - | - | - | - |" in matched
+    assert "| 0.95 | judge | judge t=0.3 | 0.80x [0.80, 0.80] | 0.400 | 1.00 | 1/1 | 0.80x [0.80, 0.80] |" in matched
+    assert matched[-2] == ("agreement >= 0.95: judge wins (judge t=0.3, 0.80x lossless target calls, 0.80x without the "
+                           "1/1 capped outputs; the only rule that reaches this agreement) (the perfect judge's ceiling: "
+                           "0.72x)")   # the oracle is no rule to pick
     goals = goal_lines(combined)
     assert goals[0] == ("goal at the judge's own threshold (judge t=0.3): <= 0.85x lossless target calls at >= 0.95 "
                         "agreement, the interval's upper bound below 1.0: 0.80x [upper bound 0.80] at agreement 1.00: met")

@@ -98,8 +98,10 @@ def matched_agreement(rows: list[dict], levels: Sequence[float] = (0.95, 0.90)) 
     """Per agreement ``level``, each rule's cheapest point (lowest target calls relative to lossless)
     among its points with agreement >= level; ``rows``: the sweep's points (label, rule,
     agreement_with_lossless, target_calls_vs_lossless, its _ci, metric). Lossless is not a rule here.
-    Each entry: level, rule, label, calls, ci, metric, agreement (the rule's fields None when no
-    point of it reaches the level), sorted cheapest first."""
+    Each entry: level, rule, label, calls, ci, metric, agreement, and the same ratio without the
+    questions where either mode hit the token cap (``uncapped_calls``, ``uncapped_ci``,
+    ``capped``: "here/lossless"); the rule's fields None when no point of it reaches the level.
+    Sorted cheapest first."""
     rules = list(dict.fromkeys(r["rule"] for r in rows if r["rule"] != "lossless"))
     table = []
     for level in levels:
@@ -111,7 +113,11 @@ def matched_agreement(rows: list[dict], levels: Sequence[float] = (0.95, 0.90)) 
             entries.append({"level": level, "rule": rule, "label": best and best["label"],
                             "calls": best and best["target_calls_vs_lossless"],
                             "ci": best and best.get("target_calls_vs_lossless_ci"),
-                            "metric": best and best.get("metric"), "agreement": best and best["agreement_with_lossless"]})
+                            "metric": best and best.get("metric"), "agreement": best and best["agreement_with_lossless"],
+                            "uncapped_calls": best and best.get("target_calls_vs_lossless_uncapped"),
+                            "uncapped_ci": best and best.get("target_calls_vs_lossless_uncapped_ci"),
+                            "capped": best and best.get("capped") is not None
+                            and f"{best['capped']}/{best['lossless_capped']}" or None})
         table += sorted(entries, key=lambda e: (e["calls"] is None, e["calls"] or 0))
     return table
 
@@ -132,6 +138,8 @@ def winner_line(entries: list[dict]) -> str:
         return (f"agreement >= {level:.2f}: no rule saves target calls ({best['rule']}'s cheapest point "
                 f"{best['label']}: {best['calls']:.2f}x lossless){ceiling}")
     head = f"agreement >= {level:.2f}: {best['rule']} wins ({best['label']}, {best['calls']:.2f}x lossless target calls"
+    if best.get("uncapped_calls") is not None and best.get("capped") not in (None, "0/0"):
+        head += f", {best['uncapped_calls']:.2f}x without the {best['capped']} capped outputs"
     if len(reached) == 1:
         return head + f"; the only rule that reaches this agreement){ceiling}"
     second = reached[1]

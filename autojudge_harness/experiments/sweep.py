@@ -400,14 +400,16 @@ def matched_lines(combined: dict) -> list[str]:
     """The matched-agreement table (each rule's cheapest point at agreement >= 0.95 and >= 0.90) and,
     per level, which rule wins."""
     entries = combined["matched_agreement"]
-    lines = ["| agreement >= | rule | cheapest point | target calls x lossless [95% CI] | metric | agreement |",
-             "|---:|---|---|---:|---:|---:|"]
+    lines = ["| agreement >= | rule | cheapest point | target calls x lossless [95% CI] | metric | agreement "
+             "| capped (here/lossless) | x without capped [95% CI] |",
+             "|---:|---|---|---:|---:|---:|---:|---:|"]
     for e in entries:
         if e["calls"] is None:
-            lines.append(f"| {e['level']:.2f} | {e['rule']} | none reaches it | - | - | - |")
+            lines.append(f"| {e['level']:.2f} | {e['rule']} | none reaches it | - | - | - | - | - |")
         else:
+            uncapped = "-" if e.get("uncapped_calls") is None else f"{e['uncapped_calls']:.2f}x{_interval(e.get('uncapped_ci'))}"
             lines.append(f"| {e['level']:.2f} | {e['rule']} | {e['label']} | {e['calls']:.2f}x{_interval(e['ci'])} | "
-                         f"{e['metric']:.3f} | {e['agreement']:.2f} |")
+                         f"{e['metric']:.3f} | {e['agreement']:.2f} | {e.get('capped') or '-'} | {uncapped} |")
     for level in dict.fromkeys(e["level"] for e in entries):
         lines.append(winner_line([e for e in entries if e["level"] == level]))
     return lines
