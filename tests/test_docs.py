@@ -146,7 +146,7 @@ def cell_matches(shown: str, point: dict, key: str) -> bool:
     return shown_equals(low, ci[0]) and shown_equals(high, ci[1])
 
 
-HEADLINE_JSON = "docs/sweep/smollm2-135m-gsm8k-unmined40.json"
+HEADLINE_JSON = "docs/sweep/smollm2-135m-gsm8k-unmined40-256.json"
 HEADLINE_ROWS = {"lossless": "lossless", "AutoJudge, judge t=0.497": "judge t=0.4974", "top-2 baseline": "top_k K=2",
                  "perfect judge (oracle)": "oracle"}
 HEADLINE_COLUMNS = ("agreement_with_lossless", "target_calls_per_request", "target_calls_vs_lossless", "capped",
