@@ -8,8 +8,8 @@ import pytest
 
 from autojudge_harness.judge import Judge
 from autojudge_harness.experiments.sweep import (LOSSLESS, PointRun, SweepPoint, combine, default_thresholds,
-                                                 goal_lines, matched_lines, pareto_front, question_records,
-                                                 rule_list, rule_points, sweep_points, table_lines)
+                                                 goal_lines, matched_lines, paired_figures, pareto_front,
+                                                 question_records, rule_list, rule_points, sweep_points, table_lines)
 from autojudge_harness.plots import curves, plot_sweep
 from autojudge_harness.resources import tasks_path
 from autojudge_harness.settings import AcceptanceSettings
@@ -121,6 +121,15 @@ def test_question_records_take_the_metrics_filter_and_sum_the_requests():
     assert records["0"] == {"answer": ["a"], "text": "text 0", "correct": 1.0, "target_calls": 10, "capped": False,
                             "first_lenient_token": None}
     assert records["4"]["target_calls"] == 65 and records["4"]["capped"] is True   # capped if any request was
+
+
+def test_code_tasks_agree_on_the_verdict_not_the_program_text():
+    def samples(programs, verdicts):
+        return [{"doc_id": d, "filter": "sandbox", "filtered_resps": [p], "resps": [[p]], "pass@1": v}
+                for d, (p, v) in enumerate(zip(programs, verdicts))]
+    lossless = question_records(samples(["print(1)", "x=1", "y"], [1.0, 0.0, 0.0]), [], "pass@1,sandbox")
+    other = question_records(samples(["print( 1 )", "x = 2", "y"], [1.0, 1.0, 0.0]), [], "pass@1,sandbox")
+    assert paired_figures(other, lossless)["agreement_with_lossless"] == pytest.approx(2 / 3)   # doc 1's verdict changed
 
 
 def test_combine_is_paired_with_lossless_and_carries_intervals():

@@ -193,9 +193,11 @@ def primary_metric(task_results: dict) -> str:
 
 
 def question_records(samples: list[dict], stats: list[dict], metric: str) -> dict[str, dict]:
-    """Per document (by lm-eval doc_id, as a string): ``answer`` (the filtered answer under
-    ``metric``'s filter, else the first filter's), ``text`` (the generated text), ``correct`` (the
-    metric's value), and from the per-request ``stats`` (None without them): ``target_calls``,
+    """Per document (by lm-eval doc_id, as a string): ``answer`` (what agreement with lossless
+    compares: the filtered answer under ``metric``'s filter, else the first filter's; for a pass@k
+    metric, code execution, the verdict, as lcb-5fold compares it: two programs that differ in any
+    token are different answers, yet the same verdict is the same result), ``text`` (the generated
+    text), ``correct`` (the metric's value), and from the per-request ``stats`` (None without them): ``target_calls``,
     ``capped`` (the output hit max_gen_toks), ``first_lenient_token`` (output index of the first
     lenient acceptance, None: none or not recorded)."""
     name, _, filter_name = metric.partition(",")
@@ -205,8 +207,8 @@ def question_records(samples: list[dict], stats: list[dict], metric: str) -> dic
                                                           "first_lenient_token": None})
         if "answer" not in doc or sample["filter"] == filter_name:
             resps = sample.get("resps") or [[None]]
-            doc |= {"answer": sample["filtered_resps"], "text": resps[0][0] if isinstance(resps[0], list) else resps[0],
-                    "correct": sample.get(name)}
+            doc |= {"answer": sample.get(name) if name.startswith("pass@") else sample["filtered_resps"],
+                    "text": resps[0][0] if isinstance(resps[0], list) else resps[0], "correct": sample.get(name)}
     for row in stats:
         doc = records.get(str(row["doc_id"]))
         if doc is not None:
