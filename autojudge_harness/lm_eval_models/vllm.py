@@ -178,8 +178,9 @@ class AutoJudgeVLLM(VLLM):
         if self.autojudge_settings.mode != "lossless":
             self._require_greedy(requests)
         self._docs = {}
-        for request, tokens in zip(requests, self.tok_encode([request.args[0] for request in requests])):
-            self._docs.setdefault(prompt_key(tokens), deque()).append((request.task_name, request.doc_id))
+        if self.sample_stats_path is not None:   # each request's document, found again by its prompt's tokens
+            for request, tokens in zip(requests, self.tok_encode([request.args[0] for request in requests])):
+                self._docs.setdefault(prompt_key(tokens), deque()).append((request.task_name, request.doc_id))
         before = self._snapshot()
         start = time.perf_counter()
         results = super().generate_until(requests, disable_tqdm=disable_tqdm)
