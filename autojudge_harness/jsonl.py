@@ -1,10 +1,10 @@
-"""Reading user-supplied JSONL data files with errors that name the file and line."""
+"""Reading user-supplied JSONL data files with errors that name the file and line; appending records."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 
 def iter_jsonl_objects(path: str | Path) -> Iterator[tuple[str, int, dict]]:
@@ -22,3 +22,11 @@ def iter_jsonl_objects(path: str | Path) -> Iterator[tuple[str, int, dict]]:
             if not isinstance(row, dict):
                 raise ValueError(f"{where}: expected a JSON object")
             yield where, lineno, row
+
+
+def append_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
+    """Append ``rows`` to ``path``, one JSON object per line (the folder is created if missing)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(row) + "\n" for row in rows)

@@ -116,8 +116,8 @@ def matched_agreement(rows: list[dict], levels: Sequence[float] = (0.95, 0.90)) 
                             "metric": best and best.get("metric"), "agreement": best and best["agreement_with_lossless"],
                             "uncapped_calls": best and best.get("target_calls_vs_lossless_uncapped"),
                             "uncapped_ci": best and best.get("target_calls_vs_lossless_uncapped_ci"),
-                            "capped": best and best.get("capped") is not None
-                            and f"{best['capped']}/{best['lossless_capped']}" or None})
+                            "capped": (f"{best['capped']}/{best['lossless_capped']}"
+                                       if best and best.get("capped") is not None else None)})
         table += sorted(entries, key=lambda e: (e["calls"] is None, e["calls"] or 0))
     return table
 

@@ -153,8 +153,9 @@ def run_sweep(lm, points: list[SweepPoint], task: str, out_dir: Path, *,
     """Evaluate every point with ``lm`` (an ``AutoJudgeHFLM``, or the vLLM backend's model) into
     ``out_dir``/points/<slug>/ (``evaluation.evaluate_into``'s files); write sweep.json and
     sweep.png; return the combined leaderboard. ``judge_threshold``: the judge file's own (the goal
-    line's point); ``judge_family``: the task family it was trained on (``combine``). Tasks that execute model-written code (``unsafe_code``, e.g. LiveCodeBench)
-    need ``confirm_run_unsafe_code``, as with lm-eval's CLI."""
+    line's point); ``judge_family``: the task family it was trained on (``combine``). Tasks that
+    execute model-written code (``unsafe_code``, e.g. LiveCodeBench) need ``confirm_run_unsafe_code``,
+    as with lm-eval's CLI."""
     import lm_eval
 
     from ..plots import plot_sweep
@@ -197,8 +198,8 @@ def question_records(samples: list[dict], stats: list[dict], metric: str) -> dic
     compares: the filtered answer under ``metric``'s filter, else the first filter's; for a pass@k
     metric, code execution, the verdict, as lcb-5fold compares it: two programs that differ in any
     token are different answers, yet the same verdict is the same result), ``text`` (the generated
-    text), ``correct`` (the metric's value), and from the per-request ``stats`` (None without them): ``target_calls``,
-    ``capped`` (the output hit max_gen_toks), ``first_lenient_token`` (output index of the first
+    text), ``correct`` (the metric's value), and from the per-request ``stats`` (None without them):
+    ``target_calls``, ``capped`` (the output hit max_gen_toks), ``first_lenient_token`` (output index of the first
     lenient acceptance, None: none or not recorded)."""
     name, _, filter_name = metric.partition(",")
     records: dict[str, dict] = {}
@@ -547,8 +548,9 @@ def main(args) -> int:
         judge = pair_config(args.preset, args.target, args.draft, args.judge, args.window).judge
         lm = AutoJudgeHFLM(pretrained=args.target, draft=args.draft, window=args.window, preset=args.preset,
                            device=args.device, dtype=args.dtype, compile=args.compile)
-    if "judge" in rules and judge and args.thresholds is None:
-        args.thresholds = default_thresholds(load_judge(judge), args.table_points)
+    judge_file = load_judge(judge) if judge else None
+    if "judge" in rules and judge_file and args.thresholds is None:
+        args.thresholds = default_thresholds(judge_file, args.table_points)
     limit = int(args.limit) if args.limit and args.limit >= 1 else args.limit
     include_path = args.include_path or tasks_path()
     oracle = None
@@ -566,8 +568,8 @@ def main(args) -> int:
     combined = run_sweep(lm, points, args.task, args.out, task_manager=TaskManager(include_path=str(include_path)),
                          limit=limit, gen_kwargs=args.gen_kwargs, apply_chat_template=not args.no_chat,
                          metric=args.metric, confirm_run_unsafe_code=args.confirm_run_unsafe_code,
-                         judge_threshold=load_judge(judge).threshold if judge else None,
-                         judge_family=load_judge(judge).task_family if judge else None)
+                         judge_threshold=judge_file.threshold if judge_file else None,
+                         judge_family=judge_file.task_family if judge_file else None)
     print_table(combined)
     print(f"\nwrote {args.out / 'sweep.json'} and {args.out / 'sweep.png'}")
     return 0

@@ -14,7 +14,6 @@ files, writable output paths.
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from tqdm import tqdm
 
 from ..decoding import SpeculativeDecoder
 from ..judge import task_family
+from ..jsonl import append_jsonl
 from ..models import DTYPES, check_reference, load_pair, pair_config
 from ..paths import check_writable
 from ..rules import param_owner
@@ -185,9 +185,7 @@ class AutoJudgeHFLM(HFLM):
                "first_lenient_token": generation.first_lenient_token, **generation.stats.summary()}
         self.sample_stats.append(row)
         if self.sample_stats_path is not None:
-            self.sample_stats_path.parent.mkdir(parents=True, exist_ok=True)
-            with self.sample_stats_path.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            append_jsonl(self.sample_stats_path, [row])
 
     def get_model_info(self) -> dict:
         """Run configuration and aggregated speed statistics (merged into the results JSON's config)."""

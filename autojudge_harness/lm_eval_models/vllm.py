@@ -21,7 +21,6 @@ or where ``configure`` says (``autojudge sweep``).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import time
@@ -29,6 +28,7 @@ from collections import deque
 from pathlib import Path
 
 from ..draft_export import engine_pair
+from ..jsonl import append_jsonl
 from ..rules import param_owner
 from ..rules.judge import JudgeRule
 from ..vllm_ext import metrics
@@ -165,13 +165,12 @@ class AutoJudgeVLLM(VLLM):
         """Append one row per request to the statistics file, its doc found by its prompt's tokens."""
         if self.sample_stats_path is None:
             return
-        self.sample_stats_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.sample_stats_path.open("a") as f:
-            for output, one in zip(outputs, counts):
-                waiting = self._docs.get(prompt_key(output.prompt_token_ids))
-                task, doc_id = waiting.popleft() if waiting else (None, None)
-                row = {"task": task, "doc_id": doc_id, "finish_reason": finish_reason(output.outputs[0]), **one}
-                f.write(json.dumps(row) + "\n")
+        rows = []
+        for output, one in zip(outputs, counts):
+            waiting = self._docs.get(prompt_key(output.prompt_token_ids))
+            task, doc_id = waiting.popleft() if waiting else (None, None)
+            rows.append({"task": task, "doc_id": doc_id, "finish_reason": finish_reason(output.outputs[0]), **one})
+        append_jsonl(self.sample_stats_path, rows)
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         """lm-eval's VLLM generation, with the engine's counters read before and after."""
