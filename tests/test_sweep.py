@@ -276,6 +276,20 @@ def test_coinciding_points_share_one_label():
                                        (0.7, 0.4, "tau=1 .. tau=4 (4 points)")]
 
 
+def test_rules_pareto_script_points_are_valid_rule_points():
+    """Every ``--point`` of scripts/rules_pareto.sh (the tables of docs/sweeps.md) names a rule and
+    values its settings accept, so the script cannot fail hours into a run on a typo."""
+    import re
+
+    from autojudge_harness.experiments.sweep import rule_point
+
+    script = (Path(__file__).resolve().parents[1] / "scripts" / "rules_pareto.sh").read_text()
+    specs = [rule_point(text) for text in re.findall(r"--point ([^\s)]+)", script)]
+    assert len(specs) >= 15 and {rule for rule, _ in specs} == {"judi", "fly", "trt", "ensemble"}
+    for rule, values in specs:
+        assert len(rule_points(rule, [values])) == 1
+
+
 def test_point_option_gives_one_rule_point():
     from autojudge_harness.experiments.sweep import rule_point
 
