@@ -4,7 +4,7 @@
 #   - val16: the shipped GSM8K judge's 16 validation questions (GSM8K train ids in its
 #     training.val_question_ids), where the training-free rules' parameters may be chosen;
 #   - unmined40: GSM8K train ids 7400-7439, which no judge has seen and no mining touched;
-# each at max_gen_toks 256 and 512; the training-free rules' strictest points on both at 256; then
+# each at max_gen_toks 256 and 512; the training-free rules' strictest points on both, at both; then
 # the ten bundled LiveCodeBench problems with the GSM8K judge (cross-task; no oracle: Algorithm 1 is
 # for GSM8K-style answers here). Each sweep's sweep.json and sweep.png are copied to docs/sweep/.
 # A rerun skips finished points (docs/sweeps.md).
@@ -42,14 +42,17 @@ for data in val16 unmined40; do
 done
 # the training-free rules' strictest points (none of the points above reaches 0.90 agreement on val16):
 # JuDi tau 0.03 / 0.01, FLy theta 1.0 (top-3 entropy is at most ln 3 = 1.10), TensorRT-LLM delta 0.05,
-# the ensemble's w 0.97 / 0.99; fixed before either data set ran them, the same on both, at 256 tokens
+# the ensemble's w 0.97 / 0.99; fixed before either data set ran them, the same on both
 strict=(--point judi:judi_tau=0.03 --point judi:judi_tau=0.01 --point fly:fly_theta=1.0
         --point trt:trt_top_k=10,trt_delta=0.05 --point ensemble:ensemble_w=0.97 --point ensemble:ensemble_w=0.99)
 for data in val16 unmined40; do
-  AUTOJUDGE_GSM8K_JSONL="$out/$data.jsonl" autojudge sweep --task autojudge_gsm8k_cot_llama_zeroshot \
-    --gen-kwargs max_gen_toks=256 --threads 1 --rules judi,fly,trt,ensemble "${strict[@]}" --out "$out/$data-256-strict"
-  cp "$out/$data-256-strict/sweep.json" "docs/sweep/smollm2-135m-gsm8k-$data-256-strict.json"
-  cp "$out/$data-256-strict/sweep.png" "docs/sweep/smollm2-135m-gsm8k-$data-256-strict.png"
+  for tokens in 256 512; do
+    AUTOJUDGE_GSM8K_JSONL="$out/$data.jsonl" autojudge sweep --task autojudge_gsm8k_cot_llama_zeroshot \
+      --gen-kwargs max_gen_toks=$tokens --threads 1 --rules judi,fly,trt,ensemble "${strict[@]}" \
+      --out "$out/$data-$tokens-strict"
+    cp "$out/$data-$tokens-strict/sweep.json" "docs/sweep/smollm2-135m-gsm8k-$data-$tokens-strict.json"
+    cp "$out/$data-$tokens-strict/sweep.png" "docs/sweep/smollm2-135m-gsm8k-$data-$tokens-strict.png"
+  done
 done
 autojudge sweep --task autojudge_lcb_bundled --confirm_run_unsafe_code --threads 1 \
   --rules judge,judi,fly,trt,ensemble,top_k --table-points 1 "${points[@]}" --out "$out/lcb-bundled"
