@@ -31,30 +31,30 @@ points=(--point judi:judi_tau=0.1 --point judi:judi_tau=0.3 --point judi:judi_ta
         --point fly:fly_theta=0.3 --point fly:fly_theta=0.8
         --point trt:trt_top_k=10,trt_delta=0.6 --point trt:trt_top_k=10,trt_delta=0.2
         --point ensemble:ensemble_w=0.7 --point ensemble:ensemble_w=0.9 --top-k 2)
-for data in val16 unmined40; do
-  for tokens in 256 512; do
-    AUTOJUDGE_GSM8K_JSONL="$out/$data.jsonl" autojudge sweep --task autojudge_gsm8k_cot_llama_zeroshot \
-      --gen-kwargs max_gen_toks=$tokens --threads 1 --rules judge,judi,fly,trt,ensemble,top_k,oracle \
-      --table-points 3 "${points[@]}" --out "$out/$data-$tokens"
-    cp "$out/$data-$tokens/sweep.json" "docs/sweep/smollm2-135m-gsm8k-$data-$tokens.json"
-    cp "$out/$data-$tokens/sweep.png" "docs/sweep/smollm2-135m-gsm8k-$data-$tokens.png"
-  done
-done
 # the training-free rules' strictest points (none of the points above reaches 0.90 agreement on val16):
 # JuDi tau 0.03 / 0.01, FLy theta 1.0 (top-3 entropy is at most ln 3 = 1.10), TensorRT-LLM delta 0.05,
 # the ensemble's w 0.97 / 0.99; fixed before either data set ran them, the same on both
 strict=(--point judi:judi_tau=0.03 --point judi:judi_tau=0.01 --point fly:fly_theta=1.0
         --point trt:trt_top_k=10,trt_delta=0.05 --point ensemble:ensemble_w=0.97 --point ensemble:ensemble_w=0.99)
+
+# sweep RUN NAME [autojudge sweep arguments]: the sweep into $out/RUN, its sweep.json and sweep.png
+# copied to docs/sweep/smollm2-135m-NAME.json / .png
+sweep() {
+  local run=$1 name=$2
+  shift 2
+  autojudge sweep "$@" --threads 1 --out "$out/$run"
+  cp "$out/$run/sweep.json" "docs/sweep/smollm2-135m-$name.json"
+  cp "$out/$run/sweep.png" "docs/sweep/smollm2-135m-$name.png"
+}
+
 for data in val16 unmined40; do
   for tokens in 256 512; do
-    AUTOJUDGE_GSM8K_JSONL="$out/$data.jsonl" autojudge sweep --task autojudge_gsm8k_cot_llama_zeroshot \
-      --gen-kwargs max_gen_toks=$tokens --threads 1 --rules judi,fly,trt,ensemble "${strict[@]}" \
-      --out "$out/$data-$tokens-strict"
-    cp "$out/$data-$tokens-strict/sweep.json" "docs/sweep/smollm2-135m-gsm8k-$data-$tokens-strict.json"
-    cp "$out/$data-$tokens-strict/sweep.png" "docs/sweep/smollm2-135m-gsm8k-$data-$tokens-strict.png"
+    gsm8k=(--task autojudge_gsm8k_cot_llama_zeroshot --gen-kwargs max_gen_toks=$tokens)
+    AUTOJUDGE_GSM8K_JSONL="$out/$data.jsonl" sweep "$data-$tokens" "gsm8k-$data-$tokens" "${gsm8k[@]}" \
+      --rules judge,judi,fly,trt,ensemble,top_k,oracle --table-points 3 "${points[@]}"
+    AUTOJUDGE_GSM8K_JSONL="$out/$data.jsonl" sweep "$data-$tokens-strict" "gsm8k-$data-$tokens-strict" "${gsm8k[@]}" \
+      --rules judi,fly,trt,ensemble "${strict[@]}"
   done
 done
-autojudge sweep --task autojudge_lcb_bundled --confirm_run_unsafe_code --threads 1 \
-  --rules judge,judi,fly,trt,ensemble,top_k --table-points 1 "${points[@]}" --out "$out/lcb-bundled"
-cp "$out/lcb-bundled/sweep.json" docs/sweep/smollm2-135m-lcb-bundled.json
-cp "$out/lcb-bundled/sweep.png" docs/sweep/smollm2-135m-lcb-bundled.png
+sweep lcb-bundled lcb-bundled --task autojudge_lcb_bundled --confirm_run_unsafe_code \
+  --rules judge,judi,fly,trt,ensemble,top_k --table-points 1 "${points[@]}"
